@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# Loom model checks. Settings are fixed here so every run explores the same
+# space: release build with debug assertions, preemption bound 2.
+#
+# 1. Every model must pass.
+# 2. Every deliberately broken protocol variant (cfg nodeflow_loom_broken)
+#    must be caught: its model run must FAIL. A broken variant that passes
+#    means the model is vacuous, and this script fails.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export LOOM_MAX_PREEMPTIONS=2
+export CARGO_PROFILE_RELEASE_DEBUG_ASSERTIONS=true
+export CARGO_TARGET_DIR=target/loom
+start=$(date +%s)
+
+echo "loom: models (expected to pass)"
+RUSTFLAGS="--cfg loom" cargo test --release --locked -p nodeflow-engine -p nodeflow-loom-tests --lib --tests -- loom_ 2>&1 | tee target/loom-pass.log
+passed=$(grep -E '^test result:' target/loom-pass.log | awk '{s+=$4} END {print s+0}')
+
+echo "loom: broken variants (each expected to fail)"
+broken_caught=0
+broken_missed=0
+mapfile -t broken < <(RUSTFLAGS="--cfg loom --cfg nodeflow_loom_broken" cargo test --release --locked -p nodeflow-engine -p nodeflow-loom-tests --lib --tests -- --list 2>/dev/null | grep -E 'loom_broken_[a-z0-9_]*: test$' | sed 's/: test$//' | sort -u)
+for t in "${broken[@]}"; do
+  if RUSTFLAGS="--cfg loom --cfg nodeflow_loom_broken" cargo test --release --locked -p nodeflow-engine -p nodeflow-loom-tests --lib --tests -- --exact "$t" >/tmp/loom-broken.log 2>&1; then
+    echo "loom: NOT CAUGHT: $t (the model passed against a broken protocol)"; broken_missed=$((broken_missed+1))
+  else
+    echo "loom: caught: $t"; broken_caught=$((broken_caught+1))
+  fi
+done
+elapsed=$(( $(date +%s) - start ))
+echo "loom: ${passed} models passed, ${broken_caught} broken variants caught, ${broken_missed} missed, ${elapsed}s"
+if [ "$broken_missed" -ne 0 ]; then echo "loom: $passed passed, $broken_missed failed"; exit 1; fi
+echo "loom: $passed passed, 0 failed"

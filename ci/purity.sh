@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# The engine is sans-IO: no rayon, no tokio, no loom (outside cfg(loom)) in
+# its dependency tree, and no clock read, thread spawn or socket in its source.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+fail=0
+tree=$(cargo tree -p nodeflow-engine --edges normal --prefix none --locked)
+for banned in rayon tokio loom async-std mio; do
+  if grep -qE "^${banned} v" <<<"$tree"; then
+    echo "purity: nodeflow-engine depends on ${banned}"; fail=1
+  fi
+done
+# Source scan (belt and braces next to clippy's disallowed-methods).
+if grep -rnE 'Instant::now|SystemTime::now|thread::spawn|std::net::|TcpStream|UdpSocket' engine/src \
+     | grep -vE '^\S+:[0-9]+:\s*//' ; then
+  echo "purity: clock read, thread spawn or socket in engine/src"; fail=1
+fi
+if [ "$fail" -ne 0 ]; then echo "purity: 0 passed, 1 failed"; exit 1; fi
+echo "purity: 1 passed, 0 failed"

@@ -1,0 +1,45 @@
+//! `nodeflow-engine`: the sans-IO core of nodeflow.
+//!
+//! A Node is a state machine that executes dataflow graphs of ops, keeps
+//! per-peer networking state and exchanges envelopes with other Nodes. This
+//! crate holds everything about a Node that does not need a thread, a clock
+//! or a socket: the graph IR, the framework primitives ops use, the wire
+//! envelope and its codec, the typed bus, the Node's ingress (mailbox) and
+//! completion sink, and the resource handle each op receives while it runs.
+//!
+//! # The driving rule
+//! Inputs enter through `handle_*` / `deliver_*` methods and through the
+//! thread-safe [`Ingress`] and [`CompletionSink`]; outputs come only from
+//! `poll`, which takes the current time as an argument and returns the steps
+//! of one cycle. **After every input, poll until idle**, then sleep until
+//! the next deadline the Node reports or until its ingress wakes you.
+//!
+//! # Purity
+//! No function in this crate reads a clock, spawns a thread or touches the
+//! network; CI checks it (clippy's `disallowed-methods` plus a dependency
+//! check). Synchronisation types come only from [`sync`], so the loom suite
+//! can model every cross-thread protocol.
+
+pub mod sync;
+
+mod bus;
+mod completion;
+mod component;
+mod framework;
+mod graph;
+mod ids;
+mod ingress;
+mod runtime;
+mod value;
+mod wire;
+
+pub use bus::*;
+pub use completion::*;
+pub use component::*;
+pub use framework::*;
+pub use graph::*;
+pub use ids::*;
+pub use ingress::*;
+pub use runtime::*;
+pub use value::*;
+pub use wire::*;
