@@ -22,6 +22,7 @@
 
 pub mod sync;
 
+mod budget;
 mod bus;
 mod completion;
 mod component;
@@ -33,6 +34,7 @@ mod runtime;
 mod value;
 mod wire;
 
+pub use budget::*;
 pub use bus::*;
 pub use completion::*;
 pub use component::*;
