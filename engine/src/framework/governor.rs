@@ -199,7 +199,9 @@ impl PeerGovernor {
     }
 
     /// Records a success with `peer`, clearing its failures; returns
-    /// [`HealthTransition::CameUp`] if it was down.
+    /// [`HealthTransition::CameUp`] if it was down. The time is taken for
+    /// symmetry with [`PeerGovernor::record_failure`]; a healthy peer keeps
+    /// no entry, so nothing about it is stored.
     pub fn record_success(&mut self, peer: PeerId, _now_ns: u64) -> Option<HealthTransition> {
         let health = self.health.remove(&peer)?;
         if !health.down {
