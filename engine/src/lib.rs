@@ -9,7 +9,7 @@
 //!
 //! # The driving rule
 //! Inputs enter through `handle_*` / `deliver_*` methods and through the
-//! thread-safe [`Ingress`] and [`CompletionSink`]; outputs come only from
+//! thread-safe [`IngressQueue`] and [`CompletionSink`]; outputs come only from
 //! `poll`, which takes the current time as an argument and returns the steps
 //! of one cycle. **After every input, poll until idle**, then sleep until
 //! the next deadline the Node reports or until its ingress wakes you.
