@@ -247,6 +247,15 @@ mod tests {
     }
 
     #[test]
+    fn works_through_a_trait_object() {
+        let mut concrete = SeededRng::new(3);
+        let mut boxed = SeededRng::new(3);
+        let source: &mut dyn RngU64Source = &mut boxed;
+        assert_eq!(source.next_u64(), concrete.next_u64());
+        assert_eq!(source.next_below(10), concrete.next_below(10));
+    }
+
+    #[test]
     fn next_below_zero_is_an_error_and_draws_nothing() {
         let mut rng = SeededRng::new(5);
         let before = rng.clone();

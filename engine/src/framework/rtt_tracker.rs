@@ -333,9 +333,12 @@ impl RttTracker {
         static_default_ns: u64,
     ) -> u64 {
         match self.estimate(target, chain) {
+            // max-then-min, not `clamp`: a restored snapshot could carry
+            // min > max, and `clamp` would panic on it.
             Some((_, estimate)) => estimate
                 .budget_ns()
-                .clamp(self.config.min_budget_ns, self.config.max_budget_ns),
+                .max(self.config.min_budget_ns)
+                .min(self.config.max_budget_ns),
             None => static_default_ns,
         }
     }
@@ -748,6 +751,17 @@ mod tests {
         assert_eq!(t.estimate_budget_ns(edge(2, 2), None, 0), 2 * S);
         t.observe_round_trip(edge(3, 3), None, 100 * MS, 0);
         assert_eq!(t.estimate_budget_ns(edge(3, 3), None, 0), 300 * MS);
+    }
+
+    #[test]
+    fn restored_inverted_budget_range_does_not_panic() {
+        let mut t = RttTracker::default();
+        t.observe_round_trip(edge(1, 1), None, 10 * MS, 0);
+        let mut json: serde_json::Value = serde_json::to_value(&t).unwrap();
+        json["config"]["min_budget_ns"] = 9.into();
+        json["config"]["max_budget_ns"] = 5.into();
+        let back: RttTracker = serde_json::from_value(json).unwrap();
+        assert_eq!(back.estimate_budget_ns(edge(1, 1), None, 0), 5, "max wins");
     }
 
     #[test]
