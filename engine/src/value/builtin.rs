@@ -64,7 +64,7 @@ pub struct F64Value(pub f64);
 pub struct PeerIdValue(pub PeerId);
 
 /// An ordered list of addresses.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Default, PartialEq, Eq)]
 pub struct AddressList(Vec<Address>);
 
 /// An ordered list of named values. Names need not be unique;
@@ -188,6 +188,17 @@ impl AddressList {
     /// The addresses, by value.
     pub fn into_inner(self) -> Vec<Address> {
         self.0
+    }
+}
+
+impl fmt::Debug for AddressList {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("AddressList[")?;
+        for (i, address) in self.0.iter().enumerate() {
+            let sep = if i == 0 { "" } else { ", " };
+            write!(f, "{sep}{address}")?;
+        }
+        f.write_str("]")
     }
 }
 
