@@ -546,6 +546,43 @@ mod tests {
     }
 
     #[test]
+    fn malformed_contents_are_invalid() {
+        let registry = ValueRegistry::with_builtins();
+        let limits = ValueLimits::default();
+        let mut bad_name = 1u32.to_le_bytes().to_vec();
+        bad_name.extend_from_slice(&1u16.to_le_bytes());
+        bad_name.push(0xff);
+        bad_name.extend_from_slice(&Trigger::TAG.as_u32().to_le_bytes());
+        bad_name.extend_from_slice(&0u32.to_le_bytes());
+        let err = registry
+            .decode(Composite::TAG, &bad_name, &limits)
+            .unwrap_err();
+        assert!(matches!(err, ValueDecodeError::Invalid { .. }), "{err:?}");
+        let mut bad_address = 1u32.to_le_bytes().to_vec();
+        bad_address.push(0x80);
+        bad_address.extend_from_slice(&1u64.to_le_bytes());
+        let err = registry
+            .decode(AddressList::TAG, &bad_address, &limits)
+            .unwrap_err();
+        assert!(matches!(err, ValueDecodeError::Invalid { .. }), "{err:?}");
+        // An unknown tag nested in a composite surfaces as such.
+        let mut unknown = 1u32.to_le_bytes().to_vec();
+        unknown.extend_from_slice(&1u16.to_le_bytes());
+        unknown.push(b'x');
+        unknown.extend_from_slice(&0xfff0u32.to_le_bytes());
+        unknown.extend_from_slice(&0u32.to_le_bytes());
+        let err = registry
+            .decode(Composite::TAG, &unknown, &limits)
+            .unwrap_err();
+        assert_eq!(
+            err,
+            ValueDecodeError::UnknownTag {
+                tag: TypeTag::new(0xfff0)
+            }
+        );
+    }
+
+    #[test]
     fn trailing_bytes_are_refused() {
         let registry = ValueRegistry::with_builtins();
         let mut bytes = encode(&U64Value(1));
