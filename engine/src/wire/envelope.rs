@@ -4,9 +4,9 @@
 //! fills are independent (a bad fill fails alone, its siblings still
 //! deliver); a [`Payload::Value`] never leaves the process.
 
+use crate::framework::Address;
 use crate::ids::{ComponentRef, PeerId, SiteId};
 use crate::value::{SlotValue, TypeTag};
-use crate::framework::Address;
 
 /// Version of the envelope layout this build writes and reads.
 pub const WIRE_SCHEMA_VERSION: u16 = 1;
@@ -30,6 +30,47 @@ pub struct Envelope {
     pub reply_to: Vec<Address>,
     /// The values carried.
     pub fills: Vec<Fill>,
+}
+
+impl Envelope {
+    /// An envelope of `kind` from `src` to `dst` in this build's layout
+    /// version, with no correlation token, deadline, reply addresses or fills.
+    pub fn new(src: PeerId, dst: PeerId, kind: EnvelopeKind) -> Self {
+        Self {
+            schema: WIRE_SCHEMA_VERSION,
+            src,
+            dst,
+            kind,
+            wire_req_id: None,
+            remaining_deadline_ns: None,
+            reply_to: Vec::new(),
+            fills: Vec::new(),
+        }
+    }
+
+    /// The envelope with the correlation token set.
+    pub fn with_request_id(mut self, wire_req_id: u64) -> Self {
+        self.wire_req_id = Some(wire_req_id);
+        self
+    }
+
+    /// The envelope with the remaining deadline budget set, in nanoseconds.
+    pub fn with_remaining_deadline_ns(mut self, remaining_ns: u64) -> Self {
+        self.remaining_deadline_ns = Some(remaining_ns);
+        self
+    }
+
+    /// The envelope with `address` appended to its reply addresses.
+    pub fn with_reply_to(mut self, address: Address) -> Self {
+        self.reply_to.push(address);
+        self
+    }
+
+    /// The envelope with `fill` appended.
+    pub fn with_fill(mut self, fill: Fill) -> Self {
+        self.fills.push(fill);
+        self
+    }
 }
 
 /// What an envelope is for.
@@ -58,6 +99,30 @@ pub struct Fill {
     pub target: FillTarget,
     /// The value.
     pub payload: Payload,
+}
+
+impl Fill {
+    /// A data-plane fill for graph input `input` at `site`.
+    pub fn site(site: SiteId, input: impl Into<String>, payload: Payload) -> Self {
+        Self {
+            target: FillTarget::Site {
+                site,
+                input: input.into(),
+            },
+            payload,
+        }
+    }
+
+    /// A control-plane fill for op `op` of `component`.
+    pub fn component_op(component: ComponentRef, op: impl Into<String>, payload: Payload) -> Self {
+        Self {
+            target: FillTarget::ComponentOp {
+                component,
+                op: op.into(),
+            },
+            payload,
+        }
+    }
 }
 
 /// Where a fill lands on the receiving peer.
@@ -95,6 +160,26 @@ pub enum Payload {
     Value(Box<dyn SlotValue>),
 }
 
+impl Payload {
+    /// A live value (in-process only; the codec encodes it by tag).
+    pub fn value(value: impl SlotValue) -> Self {
+        Self::Value(Box::new(value))
+    }
+
+    /// Already encoded bytes of a value with type `tag`.
+    pub fn encoded(tag: TypeTag, bytes: Vec<u8>) -> Self {
+        Self::Encoded { tag, bytes }
+    }
+
+    /// The value's type tag, whichever form the payload has.
+    pub fn tag(&self) -> TypeTag {
+        match self {
+            Self::Encoded { tag, .. } => *tag,
+            Self::Value(value) => value.type_tag(),
+        }
+    }
+}
+
 impl Clone for Payload {
     fn clone(&self) -> Self {
         match self {
@@ -110,10 +195,9 @@ impl Clone for Payload {
 impl PartialEq for Payload {
     fn eq(&self, other: &Self) -> bool {
         match (self, other) {
-            (
-                Self::Encoded { tag: a, bytes: x },
-                Self::Encoded { tag: b, bytes: y },
-            ) => a == b && x == y,
+            (Self::Encoded { tag: a, bytes: x }, Self::Encoded { tag: b, bytes: y }) => {
+                a == b && x == y
+            }
             (Self::Value(a), Self::Value(b)) => a.eq_value(b.as_ref()),
             _ => false,
         }
