@@ -29,6 +29,19 @@ pub use std::sync::Arc;
 #[cfg(loom)]
 pub use loom::sync::Arc;
 
+/// Moves a `Vec` into a shared slice (`Arc<[T]>`); loom's `Arc` has no
+/// `From<Vec<T>>`, so the conversion lives here with the other cfg seams.
+pub fn arc_slice<T>(items: Vec<T>) -> Arc<[T]> {
+    #[cfg(not(loom))]
+    {
+        Arc::from(items)
+    }
+    #[cfg(loom)]
+    {
+        Arc::from_std(std::sync::Arc::from(items))
+    }
+}
+
 /// Atomic integers, booleans and fences (std, or loom under `--cfg loom`).
 pub mod atomic {
     #[cfg(loom)]

@@ -78,7 +78,7 @@ impl BytesValue {
 
     /// Takes ownership of `bytes`.
     pub fn new(bytes: Vec<u8>) -> Self {
-        Self(shared(bytes))
+        Self(crate::sync::arc_slice(bytes))
     }
 
     /// Copies `bytes`.
@@ -535,19 +535,6 @@ fn len_u32(len: usize) -> Result<u32, EncodeError> {
         len,
         cap: u32::MAX as usize,
     })
-}
-
-/// Moves `bytes` into a shared buffer (loom's `Arc` has no `From<Vec>`).
-fn shared(bytes: Vec<u8>) -> SharedBytes {
-    #[cfg(not(loom))]
-    {
-        SharedBytes::from(bytes)
-    }
-    #[cfg(loom)]
-    {
-        #[allow(clippy::disallowed_types)]
-        SharedBytes::from_std(std::sync::Arc::from(bytes))
-    }
 }
 
 #[cfg(test)]

@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# All synchronisation goes through nodeflow_engine::sync (CONVENTIONS 5): outside
+# engine/src/sync/ no source file may name std::sync, parking_lot,
+# crossbeam_channel or loom directly. (clippy's disallowed-types cannot check
+# this: it sees through the facade's re-exports.) Benches are exempt: they
+# measure raw crossbeam-channel / rayon baselines on purpose.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+hits=$(grep -rnE '\b(std::sync|parking_lot|crossbeam_channel|loom)::' \
+         --include='*.rs' engine actors runtime loom-tests \
+       | grep -v '^engine/src/sync/' \
+       | grep -vE '^\S+:[0-9]+:\s*(//|///|//!)' || true)
+if [ -n "$hits" ]; then
+  echo "$hits"
+  echo "sync-facade: direct synchronisation imports outside engine/src/sync (use the facade)"
+  echo "sync-facade: 0 passed, 1 failed"; exit 1
+fi
+echo "sync-facade: 1 passed, 0 failed"
