@@ -58,7 +58,7 @@
 //! * [`GraphTopology::topo_order`] lists every op once, producers before
 //!   consumers, ties in declaration order.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::fmt;
 
 use serde::{Deserialize, Serialize};
@@ -484,9 +484,9 @@ impl Graph {
     }
 
     fn check_unique_op_names(&self) -> Result<(), GraphError> {
-        let mut seen = HashMap::with_capacity(self.ops.len());
+        let mut seen = HashSet::with_capacity(self.ops.len());
         for op in &self.ops {
-            if seen.insert(op.name.as_str(), ()).is_some() {
+            if !seen.insert(op.name.as_str()) {
                 return Err(GraphError::DuplicateOpName {
                     name: op.name.clone(),
                 });
@@ -825,9 +825,10 @@ impl GraphTopology {
         csr_slice(&self.output_start, &self.op_outputs, op as usize)
     }
 
-    /// How many distinct values op `op` waits for before it may fire
-    /// (absent inputs excluded, a value read twice counted once); 0 for an
-    /// unknown op.
+    /// How many distinct values op `op` waits for before it may fire:
+    /// graph inputs included, absent inputs excluded, a value read twice
+    /// counted once (matching its single entry in [`Self::consumers`]);
+    /// 0 for an unknown op.
     pub fn required_inputs(&self, op: u32) -> u32 {
         self.required_inputs.get(op as usize).copied().unwrap_or(0)
     }
@@ -955,9 +956,10 @@ impl<'g> Numbering<'g> {
         }
 
         let mut graph_outputs = Vec::with_capacity(graph.outputs.len());
+        let mut is_output = vec![false; value_count];
         for info in &graph.outputs {
             let index = self.resolve(&info.name, || ValueEndpoint::GraphOutput)?;
-            if graph_outputs.contains(&index) {
+            if std::mem::replace(&mut is_output[index.index()], true) {
                 return Err(GraphError::DuplicateGraphOutput {
                     value: info.name.clone(),
                 });
@@ -1409,6 +1411,36 @@ mod tests {
             Err(GraphError::Cycle {
                 ops: vec!["c".into(), "a".into(), "b".into()]
             })
+        );
+    }
+
+    #[test]
+    fn long_chain_and_long_cycle_need_no_recursion() {
+        const N: usize = 20_000;
+        let names: Vec<String> = (0..=N).map(|i| format!("v{i}")).collect();
+        let chain: Vec<OpNode> = (0..N)
+            .rev()
+            .map(|i| op(&format!("op{i}"), &[&names[i]], &[&names[i + 1]]))
+            .collect();
+        let g = graph(&["v0"], &[&names[N]], chain);
+        let t = g.check_structure().unwrap();
+        assert_eq!(t.topo_order().first(), Some(&(N as u32 - 1)));
+        assert_eq!(t.topo_order().last(), Some(&0));
+
+        // Close the loop: op0 now reads the last value instead of v0.
+        let mut looped = g.clone();
+        looped.inputs.clear();
+        looped.outputs.clear();
+        let last = looped.ops.len() - 1;
+        looped.ops[last].inputs = vec![names[N].clone()];
+        let Err(GraphError::Cycle { ops }) = looped.check_structure() else {
+            panic!("expected a cycle");
+        };
+        assert_eq!(ops.len(), N);
+        assert_eq!(
+            ops[0],
+            format!("op{}", N - 1),
+            "starts at the first declared op"
         );
     }
 
