@@ -209,7 +209,7 @@ pub enum AttributeError {
 /// documented values.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct GraphLimits {
-    /// Most ops in one graph. Default 65 536.
+    /// Most ops in one graph (at most `u32::MAX`). Default 65 536.
     pub max_ops: usize,
     /// Most distinct values in one graph (at most `u32::MAX`). Default 262 144.
     pub max_values: usize,
@@ -455,10 +455,12 @@ impl Graph {
     /// value, a producer for every read value, unique graph outputs, and
     /// finally acyclicity. The first failure is returned.
     pub fn check_structure_with(&self, limits: &GraphLimits) -> Result<GraphTopology, GraphError> {
-        if self.ops.len() > limits.max_ops {
+        // Op numbers are `u32` ([`crate::OpRef::index`]), whatever the cap says.
+        let max_ops = limits.max_ops.min(u32::MAX as usize);
+        if self.ops.len() > max_ops {
             return Err(GraphError::TooManyOps {
                 count: self.ops.len(),
-                max: limits.max_ops,
+                max: max_ops,
             });
         }
         self.check_names(limits)?;
