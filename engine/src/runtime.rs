@@ -20,14 +20,19 @@
 
 use std::collections::HashMap;
 
-use crate::bus::{NodeEvent, TypedBus};
+use crate::bus::{NodeEvent, ReservedEventKind, TypedBus};
 use crate::completion::{CompletionHandle, CompletionSink};
 use crate::component::{Component, OpError, OpErrorKind};
 use crate::framework::{
-    chain_id_from_targets, Address, AddressBook, AnyLatches, BackoffTable, BackpressureTracker,
-    ChainContext, DeadlineMatchLatches, EventSource, HoldTable, InboundDedup, MetricCounters,
-    OutboundQueue, PeerGate, PeerGovernor, RecordBuffer, RequestTracker, RngU64Source,
-    RttTracker, Scheduler, SerializeQueue,
+    chain_id_from_targets, Address, AddressBook, AddressBookConfig, AnyLatches, BackoffConfig,
+    BackoffTable, BackpressureConfig, BackpressureTracker, ChainContext, DeadlineMatchLatches,
+    EventSource, EventSourceConfig, GovernorConfig, HoldTable, HoldTableConfig, InboundDedup,
+    LatchConfig, MetricCounters, OutboundQueue, PeerGate, PeerGovernor, RecordBuffer,
+    RequestTracker, RngU64Source, RttConfig, RttConfigError, RttTracker, Scheduler,
+    SeededRng, SerializeQueue, SerializeQueueConfig, DEFAULT_DEDUP_WINDOW,
+    DEFAULT_MAX_METRIC_NAMES, DEFAULT_MAX_PENDING_REQUESTS, DEFAULT_MAX_RECORD_NAMES,
+    DEFAULT_RECORD_CAPACITY, OUTBOUND_QUEUE_DEFAULT_CAPACITY, PEER_GATE_DEFAULT_MAX_NAMES,
+    SCHEDULER_DEFAULT_CAPACITY,
 };
 use crate::graph::{Attribute, MetadataEntry};
 use crate::ids::{CommandId, ComponentRef, ExecId, IdCounter, NodeSiteId, OpRef, PeerId};
@@ -35,6 +40,191 @@ use crate::ingress::IngressQueue;
 use crate::sync::Arc;
 use crate::value::SlotValue;
 use crate::wire::Envelope;
+
+/// Caps and settings of every framework primitive of one Node.
+///
+/// Every field defaults to the primitive's own documented default.
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+#[non_exhaustive]
+pub struct FrameworkConfig {
+    /// Most timers pending at once.
+    pub scheduler_capacity: usize,
+    /// Most envelopes queued to leave; beyond it the oldest is dropped (counted).
+    pub outbound_capacity: usize,
+    /// Most distinct names the peer gate tracks.
+    pub peer_gate_max_names: usize,
+    /// Back-off schedule and table cap.
+    pub backoff: BackoffConfig,
+    /// Peer policy and health settings.
+    pub governor: GovernorConfig,
+    /// Address book caps.
+    pub address_book: AddressBookConfig,
+    /// Overload thresholds and notice pacing.
+    pub backpressure: BackpressureConfig,
+    /// RTT estimation and failure-detection settings.
+    pub rtt: RttConfig,
+    /// Most wire requests in flight.
+    pub max_pending_requests: usize,
+    /// Inbound dedup window length.
+    pub dedup_window: usize,
+    /// `Serialize.*` queue caps.
+    pub serialize_queue: SerializeQueueConfig,
+    /// `Hold.*` table caps.
+    pub hold_table: HoldTableConfig,
+    /// Most names `Record` keeps.
+    pub record_max_names: usize,
+    /// Values kept per `Record` name (older ones are overwritten, counted).
+    pub record_capacity: usize,
+    /// Event-source subscription caps.
+    pub event_source: EventSourceConfig,
+    /// Most names `IncrMetric` keeps.
+    pub metric_max_names: usize,
+    /// `Any` / `DeadlineMatch` latch caps.
+    pub latches: LatchConfig,
+    /// Seed of the Node's deterministic random source.
+    pub rng_seed: u64,
+}
+
+impl Default for FrameworkConfig {
+    fn default() -> Self {
+        Self {
+            scheduler_capacity: SCHEDULER_DEFAULT_CAPACITY,
+            outbound_capacity: OUTBOUND_QUEUE_DEFAULT_CAPACITY,
+            peer_gate_max_names: PEER_GATE_DEFAULT_MAX_NAMES,
+            backoff: BackoffConfig::default(),
+            governor: GovernorConfig::default(),
+            address_book: AddressBookConfig::default(),
+            backpressure: BackpressureConfig::default(),
+            rtt: RttConfig::default(),
+            max_pending_requests: DEFAULT_MAX_PENDING_REQUESTS,
+            dedup_window: DEFAULT_DEDUP_WINDOW,
+            serialize_queue: SerializeQueueConfig::default(),
+            hold_table: HoldTableConfig::default(),
+            record_max_names: DEFAULT_MAX_RECORD_NAMES,
+            record_capacity: DEFAULT_RECORD_CAPACITY,
+            event_source: EventSourceConfig::default(),
+            metric_max_names: DEFAULT_MAX_METRIC_NAMES,
+            latches: LatchConfig::default(),
+            rng_seed: 0,
+        }
+    }
+}
+
+/// Every framework primitive of one Node, owned in one place so a dispatch
+/// can split-borrow them into a [`RuntimeResourceRef`].
+#[derive(Debug)]
+pub struct Framework {
+    gate: PeerGate,
+    backoff: BackoffTable,
+    governor: PeerGovernor,
+    addresses: AddressBook,
+    backpressure: BackpressureTracker,
+    outbound: OutboundQueue<Envelope>,
+    rtt: RttTracker,
+    requests: RequestTracker,
+    dedup: InboundDedup,
+    peer_resolve_failures: Vec<(Option<PeerId>, OpRef)>,
+    scheduler: Scheduler<TimerEvent>,
+    serialize_queue: SerializeQueue,
+    hold_table: HoldTable,
+    record_buffer: RecordBuffer,
+    event_source: EventSource,
+    counters: MetricCounters,
+    any_latches: AnyLatches,
+    deadline_match: DeadlineMatchLatches,
+    rng: SeededRng,
+    app_outputs: Vec<AppOutput>,
+}
+
+impl Framework {
+    /// Builds every primitive from `config`; fails only on an inconsistent
+    /// RTT configuration.
+    pub fn new(config: &FrameworkConfig) -> Result<Self, RttConfigError> {
+        Ok(Self {
+            gate: PeerGate::new(config.peer_gate_max_names),
+            backoff: BackoffTable::new(config.backoff.clone()),
+            governor: PeerGovernor::new(config.governor.clone()),
+            addresses: AddressBook::new(config.address_book.clone()),
+            backpressure: BackpressureTracker::new(config.backpressure.clone()),
+            outbound: OutboundQueue::new(config.outbound_capacity),
+            rtt: RttTracker::new(config.rtt.clone())?,
+            requests: RequestTracker::new(config.max_pending_requests),
+            dedup: InboundDedup::new(config.dedup_window),
+            peer_resolve_failures: Vec::new(),
+            scheduler: Scheduler::new(config.scheduler_capacity),
+            serialize_queue: SerializeQueue::new(config.serialize_queue.clone()),
+            hold_table: HoldTable::new(config.hold_table.clone()),
+            record_buffer: RecordBuffer::new(config.record_max_names, config.record_capacity),
+            event_source: EventSource::new(config.event_source.clone()),
+            counters: MetricCounters::new(config.metric_max_names),
+            any_latches: AnyLatches::new(config.latches.clone()),
+            deadline_match: DeadlineMatchLatches::new(config.latches.clone()),
+            rng: SeededRng::new(config.rng_seed),
+            app_outputs: Vec::new(),
+        })
+    }
+
+    /// Split-borrows every primitive into the handle for one dispatch.
+    pub fn resource_ref<'a>(
+        &'a mut self,
+        now_ns: u64,
+        bus: &'a mut TypedBus,
+        ingress: &'a Arc<IngressQueue>,
+        components: ComponentsView<'a>,
+        current: CurrentCallCtx<'a>,
+    ) -> RuntimeResourceRef<'a> {
+        RuntimeResourceRef {
+            peers: PeerCtx {
+                gate: &mut self.gate,
+                backoff: &mut self.backoff,
+                governor: &mut self.governor,
+                addresses: &mut self.addresses,
+                backpressure: &mut self.backpressure,
+            },
+            net: NetCtx {
+                outbound: &mut self.outbound,
+                rtt: &mut self.rtt,
+                requests: &mut self.requests,
+                dedup: &mut self.dedup,
+                pending_peer_resolve_failures: &mut self.peer_resolve_failures,
+            },
+            time: TimeCtx {
+                now_ns,
+                scheduler: &mut self.scheduler,
+            },
+            syscall: SyscallCtx {
+                serialize_queue: &mut self.serialize_queue,
+                hold_table: &mut self.hold_table,
+                record_buffer: &mut self.record_buffer,
+                event_source: &mut self.event_source,
+                counters: &mut self.counters,
+                any_latches: &mut self.any_latches,
+                deadline_match: &mut self.deadline_match,
+                rng: &mut self.rng,
+                pending_app_events: &mut self.app_outputs,
+            },
+            bus,
+            ingress,
+            components,
+            current,
+        }
+    }
+
+    /// The Node's outbound envelope queue.
+    pub fn outbound(&mut self) -> &mut OutboundQueue<Envelope> {
+        &mut self.outbound
+    }
+
+    /// The Node's timer heap.
+    pub fn scheduler(&mut self) -> &mut Scheduler<TimerEvent> {
+        &mut self.scheduler
+    }
+
+    /// App events emitted since the last drain.
+    pub fn drain_app_outputs(&mut self) -> std::vec::Drain<'_, AppOutput> {
+        self.app_outputs.drain(..)
+    }
+}
 
 /// Metadata key holding the chain's target list, stamped on wire ops.
 pub const CHAIN_TARGETS_KEY: &str = "ai.nodeflow.wire.chain_targets";
@@ -99,7 +289,7 @@ pub struct SyscallCtx<'a> {
     /// Random numbers for `RngU64`.
     pub rng: &'a mut dyn RngU64Source,
     /// App-facing outputs emitted during this cycle.
-    pub pending_app_events: &'a mut Vec<AppEvent>,
+    pub pending_app_events: &'a mut Vec<AppOutput>,
 }
 
 impl std::fmt::Debug for SyscallCtx<'_> {
@@ -239,23 +429,23 @@ impl From<CommandIdsExhausted> for OpError {
 
 /// An app-facing output produced by `AppEmit` / `AppNotify` ops.
 #[derive(Debug)]
-pub struct AppEvent {
+pub struct AppOutput {
     /// The execution that produced it.
     pub exec: ExecId,
     /// The op that produced it.
     pub op: OpRef,
     /// Emit (data output) or notify (signal).
-    pub kind: AppEventKind,
+    pub kind: AppOutputKind,
     /// The output's name, from the op's attributes.
     pub name: String,
     /// The value.
     pub value: Box<dyn SlotValue>,
 }
 
-/// Kind of an [`AppEvent`].
+/// Kind of an [`AppOutput`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[non_exhaustive]
-pub enum AppEventKind {
+pub enum AppOutputKind {
     /// A data output for subscribers.
     Emit,
     /// A notification without data semantics.
@@ -410,9 +600,10 @@ impl<'a> RuntimeResourceRef<'a> {
             .push(PendingCompletion { cmd_id, results });
     }
 
-    /// Publishes an event on the Node's bus.
-    pub fn publish_bus(&mut self, event: NodeEvent) {
-        self.bus.publish(event);
+    /// Publishes an event on the Node's bus. A user event with a kind in
+    /// nodeflow's reserved range is refused with a typed error.
+    pub fn publish_bus(&mut self, event: NodeEvent) -> Result<(), ReservedEventKind> {
+        self.bus.publish(event)
     }
 
     /// Mints a command id and returns a handle another thread can complete
@@ -426,5 +617,275 @@ impl<'a> RuntimeResourceRef<'a> {
         let cmd = self.allocate_command_id()?;
         let sink: Arc<dyn CompletionSink> = self.ingress.clone();
         Ok(CompletionHandle::new(cmd, sink))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::budget::ByteBudget;
+    use crate::component::{DispatchResult, LocalOpId, OpInputs, OpOutputs};
+    use crate::graph::MetadataEntry;
+    use crate::ids::{EventKind, SiteId};
+    use crate::ingress::{CompletionPayload, IngressConfig, IngressEvent};
+    use crate::value::U64Value;
+
+    /// A component that only exists to be looked up.
+    struct Backend(u32);
+    struct Other;
+
+    impl Component for Backend {
+        fn kind(&self) -> &str {
+            "compute"
+        }
+        fn resolve_op(&self, _: &str) -> Option<LocalOpId> {
+            None
+        }
+        fn dispatch_atomic(
+            &mut self,
+            _: LocalOpId,
+            _: &mut RuntimeResourceRef<'_>,
+            _: &mut OpInputs<'_>,
+            _: &mut OpOutputs<'_>,
+        ) -> Result<DispatchResult, OpError> {
+            Ok(DispatchResult::Immediate)
+        }
+    }
+
+    impl Component for Other {
+        fn kind(&self) -> &str {
+            "other"
+        }
+        fn resolve_op(&self, _: &str) -> Option<LocalOpId> {
+            None
+        }
+        fn dispatch_atomic(
+            &mut self,
+            _: LocalOpId,
+            _: &mut RuntimeResourceRef<'_>,
+            _: &mut OpInputs<'_>,
+            _: &mut OpOutputs<'_>,
+        ) -> Result<DispatchResult, OpError> {
+            Ok(DispatchResult::Immediate)
+        }
+    }
+
+    /// Everything a handle borrows, owned by the test.
+    struct Rig {
+        framework: Framework,
+        bus: TypedBus,
+        ingress: Arc<IngressQueue>,
+        completions: Vec<PendingCompletion>,
+        ids: IdCounter,
+        metadata: Vec<MetadataEntry>,
+        table: Vec<Option<Box<dyn Component>>>,
+        slots: HashMap<String, ComponentRef>,
+    }
+
+    const SELF: PeerId = PeerId::new(7);
+
+    impl Rig {
+        fn new() -> Self {
+            let budget = Arc::new(ByteBudget::new(1 << 20));
+            Self {
+                framework: Framework::new(&FrameworkConfig::default()).unwrap(),
+                bus: TypedBus::new(16),
+                ingress: Arc::new(IngressQueue::new(IngressConfig::default(), budget)),
+                completions: Vec::new(),
+                ids: IdCounter::starting_at(1),
+                metadata: Vec::new(),
+                // Slot 1 is "being dispatched": taken out of the table.
+                table: vec![Some(Box::new(Backend(42))), None, Some(Box::new(Other))],
+                slots: [("compute", 0), ("self", 1), ("other", 2)]
+                    .into_iter()
+                    .map(|(name, i)| (name.to_owned(), ComponentRef::new(i)))
+                    .collect(),
+            }
+        }
+
+        fn handle(&mut self, now_ns: u64) -> RuntimeResourceRef<'_> {
+            let current = CurrentCallCtx {
+                op_ref: OpRef::new(SiteId::new(1), 3),
+                exec_id: ExecId::new(9),
+                self_peer: SELF,
+                attributes: &[],
+                metadata: &self.metadata,
+                inbound: InboundCtx::default(),
+                pending_completions: &mut self.completions,
+                next_command_id: &mut self.ids,
+            };
+            let components = ComponentsView {
+                instances: Some(&self.table),
+                slots: Some(&self.slots),
+            };
+            self.framework
+                .resource_ref(now_ns, &mut self.bus, &self.ingress, components, current)
+        }
+    }
+
+    #[test]
+    fn local_addresses_reads_the_self_entry_of_the_address_book() {
+        let mut rig = Rig::new();
+        let mut ctx = rig.handle(0);
+        assert!(ctx.local_addresses().is_empty());
+        let mine = Address::site(SELF, SiteId::new(1));
+        ctx.peers.addresses.insert(SELF, mine.clone()).unwrap();
+        ctx.peers
+            .addresses
+            .insert(PeerId::new(8), Address::peer(PeerId::new(8)))
+            .unwrap();
+        assert_eq!(ctx.local_addresses(), &[mine]);
+    }
+
+    #[test]
+    fn dependency_is_typed_and_never_reaches_the_dispatching_component() {
+        let mut rig = Rig::new();
+        let ctx = rig.handle(0);
+        assert_eq!(ctx.dependency::<Backend>("compute").unwrap().0, 42);
+        assert_eq!(
+            ctx.dependency::<Backend>("other").unwrap_err(),
+            DependencyError::TypeMismatch {
+                slot: "other".into(),
+                expected: std::any::type_name::<Backend>(),
+            }
+        );
+        assert_eq!(
+            ctx.dependency::<Backend>("missing").unwrap_err(),
+            DependencyError::NotBound {
+                slot: "missing".into()
+            }
+        );
+        // The dispatching component's own slot is empty during its call.
+        assert!(matches!(
+            ctx.dependency::<Backend>("self"),
+            Err(DependencyError::NotBound { .. })
+        ));
+        let as_op_error: OpError = ctx.dependency::<Other>("compute").unwrap_err().into();
+        assert_eq!(as_op_error.kind, OpErrorKind::Dependency);
+        assert_eq!(as_op_error.reason, "dependency.type_mismatch");
+    }
+
+    #[test]
+    fn view_outside_an_engine_finds_nothing() {
+        let view = ComponentsView::default();
+        assert!(view.for_slot("compute").is_none());
+        assert!(view.for_slot_as::<Backend>("compute").is_none());
+    }
+
+    #[test]
+    fn chain_context_comes_from_the_op_metadata() {
+        let mut rig = Rig::new();
+        assert_eq!(rig.handle(0).read_chain_context(), None);
+        rig.metadata = vec![
+            MetadataEntry {
+                key: CHAIN_TARGETS_KEY.into(),
+                value: "a,b,c".into(),
+            },
+            MetadataEntry {
+                key: CHAIN_HOP_INDEX_KEY.into(),
+                value: "2".into(),
+            },
+        ];
+        assert_eq!(
+            rig.handle(0).read_chain_context(),
+            Some(ChainContext {
+                chain_id: chain_id_from_targets("a,b,c"),
+                hop_index: 2
+            })
+        );
+        rig.metadata[1].value = "not a number".into();
+        assert_eq!(rig.handle(0).read_chain_context().unwrap().hop_index, 0);
+    }
+
+    #[test]
+    fn wire_budget_falls_back_to_static_then_learns_from_round_trips() {
+        let mut rig = Rig::new();
+        let target = NodeSiteId::new(PeerId::new(2), SiteId::new(1));
+        let mut ctx = rig.handle(5_000_000);
+        assert_eq!(ctx.estimate_wire_budget_ns(target, None, 777), 777);
+        ctx.observe_wire_round_trip(target, None, 10_000_000);
+        // First sample: srtt = 10 ms, rttvar = 5 ms, budget = srtt + 4 * rttvar.
+        assert_eq!(ctx.estimate_wire_budget_ns(target, None, 777), 30_000_000);
+    }
+
+    #[test]
+    fn command_ids_are_minted_in_order_and_exhaustion_is_typed() {
+        let mut rig = Rig::new();
+        let mut ctx = rig.handle(0);
+        assert_eq!(ctx.allocate_command_id().unwrap(), CommandId::new(1));
+        assert_eq!(ctx.allocate_command_id().unwrap(), CommandId::new(2));
+        drop(ctx);
+        rig.ids = IdCounter::starting_at(u64::MAX);
+        let err = rig.handle(0).allocate_command_id().unwrap_err();
+        assert_eq!(OpError::from(err).kind, OpErrorKind::ResourceExhausted);
+    }
+
+    #[test]
+    fn same_cycle_completions_are_recorded_for_the_engine() {
+        let mut rig = Rig::new();
+        let mut ctx = rig.handle(0);
+        let cmd = ctx.allocate_command_id().unwrap();
+        ctx.complete_command(cmd, vec![("out".into(), Box::new(U64Value(5)))]);
+        drop(ctx);
+        assert_eq!(rig.completions.len(), 1);
+        assert_eq!(rig.completions[0].cmd_id, cmd);
+        assert_eq!(rig.completions[0].results[0].0, "out");
+    }
+
+    #[test]
+    fn bus_publish_goes_through_and_reserved_user_kinds_are_refused() {
+        let mut rig = Rig::new();
+        let mut ctx = rig.handle(0);
+        ctx.publish_bus(NodeEvent::PeerWentDown {
+            peer: PeerId::new(3),
+        })
+        .unwrap();
+        let reserved = NodeEvent::App {
+            kind: EventKind::new(1),
+            value: Box::new(U64Value(1)),
+        };
+        assert!(ctx.publish_bus(reserved).is_err());
+        drop(ctx);
+        assert_eq!(rig.bus.len(), 1);
+    }
+
+    #[test]
+    fn completion_opened_through_the_handle_arrives_from_another_thread() {
+        let mut rig = Rig::new();
+        let handle = rig
+            .handle(0)
+            .open_completion::<u64, String>()
+            .unwrap();
+        let cmd = handle.cmd_id();
+        assert_eq!(cmd, CommandId::new(1));
+        // A test-only thread plays the compute pool.
+        std::thread::scope(|s| {
+            s.spawn(move || handle.complete(&99).unwrap());
+        });
+        match rig.ingress.try_pop() {
+            Some(IngressEvent::Completion {
+                cmd: got,
+                payload: CompletionPayload::Bytes(bytes),
+            }) => {
+                assert_eq!(got, cmd);
+                assert_eq!(postcard::from_bytes::<u64>(&bytes).unwrap(), 99);
+            }
+            other => panic!("expected a byte completion, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn timers_scheduled_through_the_handle_reach_the_framework() {
+        let mut rig = Rig::new();
+        let mut ctx = rig.handle(100);
+        let at = ctx.time.now_ns + 50;
+        ctx.time
+            .scheduler
+            .schedule(at, TimerEvent::Resume {
+                cmd: CommandId::new(4),
+            })
+            .unwrap();
+        drop(ctx);
+        assert_eq!(rig.framework.scheduler().next_deadline(), Some(150));
     }
 }
