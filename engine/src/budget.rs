@@ -1,8 +1,8 @@
 //! The per-Node byte budget: how many bytes of outside input a Node holds, shared by every thread that feeds it.
 //!
-//! One [`ByteBudget`] exists per Node, shared as `Arc<ByteBudget>` between
-//! the Node's owner thread and every thread that pushes bytes into it
-//! (router, compute pool, host). Every byte payload that crosses the Node's
+//! One [`ByteBudget`] exists per Node; it is a cheap handle (an `Arc`
+//! inside), and its clones share one budget between the Node's owner thread
+//! and every thread that pushes bytes into it (router, compute pool, host). Every byte payload that crosses the Node's
 //! boundary is charged here before memory is reserved for it, and the
 //! charge is released when the payload dies.
 //!
@@ -33,12 +33,18 @@ use serde::{Deserialize, Serialize};
 use crate::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use crate::sync::Arc;
 
-/// A per-Node byte budget shared across threads (`Arc<ByteBudget>`).
-///
-/// Shared state and owners: every field is written by any thread holding
-/// the `Arc` (chargers and releasers) and read by anyone asking for stats.
-#[derive(Debug)]
+/// A per-Node byte budget shared across threads; clones share the budget.
+#[derive(Clone, Debug)]
 pub struct ByteBudget {
+    inner: Arc<BudgetInner>,
+}
+
+/// The shared part of a [`ByteBudget`].
+///
+/// Shared state and owners: every field is written by any thread holding a
+/// clone (chargers and releasers) and read by anyone asking for stats.
+#[derive(Debug)]
+struct BudgetInner {
     /// The most bytes that may be charged at once. Immutable.
     limit: usize,
     /// Bytes currently charged. Written by `try_charge` (CAS) and by
@@ -66,7 +72,7 @@ pub struct ByteBudget {
 #[must_use = "dropping a charge releases it at once"]
 #[derive(Debug)]
 pub struct ByteCharge {
-    budget: Arc<ByteBudget>,
+    budget: ByteBudget,
     /// Bytes still owed back to the budget; 0 once released or handed out.
     bytes: usize,
 }
@@ -145,25 +151,22 @@ impl ByteBudget {
     /// A budget allowing at most `limit` bytes charged at once. A limit of 0
     /// grants only empty charges.
     pub fn new(limit: usize) -> Self {
+        Self::from_inner(BudgetInner::new(limit))
+    }
+
+    fn from_inner(inner: BudgetInner) -> Self {
         Self {
-            limit,
-            in_use: AtomicUsize::new(0),
-            charged_bytes: AtomicU64::new(0),
-            released_bytes: AtomicU64::new(0),
-            refusals: AtomicU64::new(0),
-            over_released_bytes: AtomicU64::new(0),
-            #[cfg(nodeflow_loom_broken)]
-            broken_charge: false,
+            inner: Arc::new(inner),
         }
     }
 
     /// Charges `bytes` if they fit under the limit, all or nothing.
     ///
     /// Never blocks. A refusal is counted and reports what was in use.
-    pub fn try_charge(self: &Arc<Self>, bytes: usize) -> Result<ByteCharge, BudgetExceeded> {
-        self.charge_raw(bytes)?;
+    pub fn try_charge(&self, bytes: usize) -> Result<ByteCharge, BudgetExceeded> {
+        self.inner.charge(bytes)?;
         Ok(ByteCharge {
-            budget: Arc::clone(self),
+            budget: self.clone(),
             bytes,
         })
     }
@@ -174,11 +177,7 @@ impl ByteBudget {
     /// Steps, each refusing with its own [`CopyInError`]: (1) `bytes.len()`
     /// must not exceed `cap`; (2) the budget must grant the charge; (3) the
     /// allocator must grant the memory (the charge is returned on failure).
-    pub fn copy_in(
-        self: &Arc<Self>,
-        bytes: &[u8],
-        cap: usize,
-    ) -> Result<ChargedBytes, CopyInError> {
+    pub fn copy_in(&self, bytes: &[u8], cap: usize) -> Result<ChargedBytes, CopyInError> {
         let len = bytes.len();
         if len > cap {
             return Err(CopyInError::PerItemCapExceeded { len, cap });
@@ -199,6 +198,58 @@ impl ByteBudget {
     /// [`ByteCharge::into_raw`]. Releasing more than is in use clamps to 0
     /// and is counted in [`BudgetStats::over_released_bytes`].
     pub fn release_raw(&self, bytes: usize) {
+        self.inner.release(bytes);
+    }
+
+    /// Bytes charged right now.
+    pub fn in_use(&self) -> usize {
+        self.inner.in_use.load(Ordering::Relaxed)
+    }
+
+    /// The most bytes that may be charged at once.
+    pub fn limit(&self) -> usize {
+        self.inner.limit
+    }
+
+    /// A copy of the counters.
+    pub fn stats(&self) -> BudgetStats {
+        let inner = &*self.inner;
+        BudgetStats {
+            limit: inner.limit,
+            in_use: self.in_use(),
+            charged_bytes: inner.charged_bytes.load(Ordering::Relaxed),
+            released_bytes: inner.released_bytes.load(Ordering::Relaxed),
+            refusals: inner.refusals.load(Ordering::Relaxed),
+            over_released_bytes: inner.over_released_bytes.load(Ordering::Relaxed),
+        }
+    }
+
+    /// A budget whose charge path has a deliberate race, for the loom suite.
+    #[cfg(nodeflow_loom_broken)]
+    pub(crate) fn broken(limit: usize) -> Self {
+        Self::from_inner(BudgetInner {
+            broken_charge: true,
+            ..BudgetInner::new(limit)
+        })
+    }
+}
+
+impl BudgetInner {
+    fn new(limit: usize) -> Self {
+        Self {
+            limit,
+            in_use: AtomicUsize::new(0),
+            charged_bytes: AtomicU64::new(0),
+            released_bytes: AtomicU64::new(0),
+            refusals: AtomicU64::new(0),
+            over_released_bytes: AtomicU64::new(0),
+            #[cfg(nodeflow_loom_broken)]
+            broken_charge: false,
+        }
+    }
+
+    /// Subtracts `bytes` from `in_use`, clamping at 0 (counted).
+    fn release(&self, bytes: usize) {
         if bytes == 0 {
             return;
         }
@@ -214,39 +265,8 @@ impl ByteBudget {
         saturating_add(&self.over_released_bytes, bytes - released);
     }
 
-    /// Bytes charged right now.
-    pub fn in_use(&self) -> usize {
-        self.in_use.load(Ordering::Relaxed)
-    }
-
-    /// The most bytes that may be charged at once.
-    pub fn limit(&self) -> usize {
-        self.limit
-    }
-
-    /// A copy of the counters.
-    pub fn stats(&self) -> BudgetStats {
-        BudgetStats {
-            limit: self.limit,
-            in_use: self.in_use(),
-            charged_bytes: self.charged_bytes.load(Ordering::Relaxed),
-            released_bytes: self.released_bytes.load(Ordering::Relaxed),
-            refusals: self.refusals.load(Ordering::Relaxed),
-            over_released_bytes: self.over_released_bytes.load(Ordering::Relaxed),
-        }
-    }
-
-    /// A budget whose charge path has a deliberate race, for the loom suite.
-    #[cfg(nodeflow_loom_broken)]
-    pub(crate) fn broken(limit: usize) -> Self {
-        Self {
-            broken_charge: true,
-            ..Self::new(limit)
-        }
-    }
-
     /// Adds `bytes` to `in_use` if the sum stays within the limit.
-    fn charge_raw(&self, bytes: usize) -> Result<(), BudgetExceeded> {
+    fn charge(&self, bytes: usize) -> Result<(), BudgetExceeded> {
         #[cfg(nodeflow_loom_broken)]
         if self.broken_charge {
             // BROKEN on purpose: check-then-store instead of one RMW. Two
@@ -302,7 +322,7 @@ impl ByteCharge {
     }
 
     /// The budget the charge belongs to.
-    pub fn budget(&self) -> &Arc<ByteBudget> {
+    pub fn budget(&self) -> &ByteBudget {
         &self.budget
     }
 
@@ -375,8 +395,8 @@ fn saturating_add(counter: &AtomicU64, amount: usize) {
 mod tests {
     use super::*;
 
-    fn budget(limit: usize) -> Arc<ByteBudget> {
-        Arc::new(ByteBudget::new(limit))
+    fn budget(limit: usize) -> ByteBudget {
+        ByteBudget::new(limit)
     }
 
     #[test]
@@ -488,7 +508,7 @@ mod tests {
         let budget = budget(1_000);
         let threads: Vec<_> = (0..4)
             .map(|_| {
-                let budget = Arc::clone(&budget);
+                let budget = budget.clone();
                 #[allow(clippy::disallowed_methods)] // tests may spawn threads
                 std::thread::spawn(move || {
                     let mut granted = 0u64;
@@ -512,5 +532,64 @@ mod tests {
         assert_eq!(stats.in_use, 0);
         assert_eq!(stats.charged_bytes, stats.released_bytes);
         assert_eq!(stats.over_released_bytes, 0);
+    }
+}
+
+/// Loom model of concurrent charges and releases (run by `ci/loom.sh`);
+/// `loom_broken_budget_charge` runs it against a check-then-store charge.
+#[cfg(all(test, loom))]
+mod loom_budget {
+    use super::*;
+    use crate::sync::thread;
+
+    /// (f) Two threads each try to hold 60 bytes of a 100-byte budget: they
+    /// never hold at once, `in_use` never exceeds the limit, and it returns
+    /// to exactly 0 with `charged == released`.
+    fn two_chargers(broken: bool) {
+        loom::model(move || {
+            #[cfg(nodeflow_loom_broken)]
+            let budget = if broken {
+                ByteBudget::broken(100)
+            } else {
+                ByteBudget::new(100)
+            };
+            #[cfg(not(nodeflow_loom_broken))]
+            let budget = {
+                let _ = broken;
+                ByteBudget::new(100)
+            };
+            let holders = Arc::new(AtomicUsize::new(0));
+            let charge_and_hold = {
+                let budget = budget.clone();
+                let holders = holders.clone();
+                move || {
+                    if let Ok(charge) = budget.try_charge(60) {
+                        let others = holders.fetch_add(1, Ordering::SeqCst);
+                        assert_eq!(others, 0, "two 60-byte charges held under a 100-byte limit");
+                        assert!(budget.in_use() <= budget.limit());
+                        holders.fetch_sub(1, Ordering::SeqCst);
+                        drop(charge);
+                    }
+                }
+            };
+            let other = thread::spawn(charge_and_hold.clone());
+            charge_and_hold();
+            other.join().expect("charger");
+            let stats = budget.stats();
+            assert_eq!(stats.in_use, 0);
+            assert_eq!(stats.charged_bytes, stats.released_bytes);
+            assert!(stats.charged_bytes >= 60, "at least one charge fits");
+        });
+    }
+
+    #[test]
+    fn loom_budget_never_over_limit_and_returns_to_zero() {
+        two_chargers(false);
+    }
+
+    #[cfg(nodeflow_loom_broken)]
+    #[test]
+    fn loom_broken_budget_charge() {
+        two_chargers(true);
     }
 }

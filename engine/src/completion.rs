@@ -374,7 +374,7 @@ mod tests {
             completion_result_cap: result_cap,
             ..IngressConfig::default()
         };
-        Arc::new(IngressQueue::new(config, Arc::new(ByteBudget::new(budget))))
+        Arc::new(IngressQueue::new(config, ByteBudget::new(budget)))
     }
 
     fn cmd(raw: u64) -> CommandId {
@@ -590,5 +590,79 @@ mod tests {
             Some(IngressEvent::Completion { .. })
         ));
         assert!(queue.try_pop().is_none());
+    }
+}
+
+/// Loom model of the completion sink against a closing owner (run by
+/// `ci/loom.sh`); `loom_broken_sink_check_then_push` runs it against a sink
+/// with a check-then-act bug, which loom must catch.
+#[cfg(all(test, loom))]
+mod loom_completion {
+    use super::*;
+    use crate::budget::ByteBudget;
+    use crate::ingress::IngressConfig;
+    use crate::sync::thread;
+
+    /// (e) A pool thread completes a command while the owner pops once,
+    /// then closes and drains: the completion is either popped exactly once
+    /// (and the sink said `Ok`) or reported `Undeliverable` (and never
+    /// popped), never both, never neither; the budget returns to 0.
+    fn sink_vs_close(broken: bool) {
+        loom::model(move || {
+            let config = IngressConfig::default();
+            let budget = ByteBudget::new(64);
+            #[cfg(nodeflow_loom_broken)]
+            let q = Arc::new(if broken {
+                IngressQueue::with_breakage(
+                    config,
+                    budget.clone(),
+                    crate::ingress::LoomBreakage::SinkCheckThenPush,
+                )
+            } else {
+                IngressQueue::new(config, budget.clone())
+            });
+            #[cfg(not(nodeflow_loom_broken))]
+            let q = {
+                let _ = broken;
+                Arc::new(IngressQueue::new(config, budget.clone()))
+            };
+            let pool = {
+                let q = q.clone();
+                thread::spawn(move || CompletionSink::complete(&*q, CommandId::new(1), &[1, 2, 3]))
+            };
+            let mut popped = Vec::new();
+            popped.extend(q.try_pop());
+            q.drain_after_close(&mut popped);
+            let outcome = pool.join().expect("pool thread");
+            let delivered = popped
+                .iter()
+                .filter(|e| matches!(e, IngressEvent::Completion { cmd, .. } if *cmd == CommandId::new(1)))
+                .count();
+            let stats = q.stats().completion;
+            match outcome {
+                Ok(()) => {
+                    assert_eq!(delivered, 1, "reported delivered but not popped once");
+                    assert_eq!((stats.delivered, stats.undeliverable), (1, 0));
+                }
+                Err(CompletionError::Undeliverable { .. }) => {
+                    assert_eq!(delivered, 0, "reported undeliverable but popped");
+                    assert_eq!((stats.delivered, stats.undeliverable), (0, 1));
+                }
+                Err(other) => panic!("unexpected outcome {other}"),
+            }
+            drop(popped);
+            assert_eq!(budget.in_use(), 0, "every charge released exactly once");
+        });
+    }
+
+    #[test]
+    fn loom_completion_delivered_once_or_undeliverable() {
+        sink_vs_close(false);
+    }
+
+    #[cfg(nodeflow_loom_broken)]
+    #[test]
+    fn loom_broken_sink_check_then_push() {
+        sink_vs_close(true);
     }
 }
