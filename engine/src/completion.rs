@@ -60,6 +60,23 @@ pub trait CompletionSink: Send + Sync {
     fn fail(&self, cmd: CommandId, detail: &str) -> Result<(), CompletionError>;
 }
 
+/// `queue` as a shareable [`CompletionSink`], for [`CompletionHandle::new`].
+///
+/// Prefer this to an `as Arc<dyn CompletionSink>` cast: under `--cfg loom`
+/// the facade's `Arc` cannot be unsized, and this function bridges that.
+pub fn completion_sink(queue: &Arc<IngressQueue>) -> Arc<dyn CompletionSink> {
+    #[cfg(not(loom))]
+    return queue.clone();
+    #[cfg(loom)]
+    {
+        // A fresh std `Arc` is unique, which is what `from_std` requires; it
+        // holds a (loom) clone of the queue and forwards through the
+        // `Arc<S>` impl below.
+        let sink: std::sync::Arc<dyn CompletionSink> = std::sync::Arc::new(queue.clone());
+        Arc::from_std(sink)
+    }
+}
+
 /// Why a completion did not reach its Node as a result.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
@@ -189,6 +206,25 @@ impl CompletionSink for IngressQueue {
             IngressEvent::CompletionFailed { cmd, detail: owned },
             &self.sink_counters.failures_delivered,
         )
+    }
+}
+
+/// A shared sink is a sink (forwards to the shared value).
+impl<S: CompletionSink + ?Sized> CompletionSink for Arc<S> {
+    fn complete(&self, cmd: CommandId, result_bytes: &[u8]) -> Result<(), CompletionError> {
+        (**self).complete(cmd, result_bytes)
+    }
+
+    fn complete_values(
+        &self,
+        cmd: CommandId,
+        values: Vec<(String, Box<dyn SlotValue>)>,
+    ) -> Result<(), CompletionError> {
+        (**self).complete_values(cmd, values)
+    }
+
+    fn fail(&self, cmd: CommandId, detail: &str) -> Result<(), CompletionError> {
+        (**self).fail(cmd, detail)
     }
 }
 
@@ -543,10 +579,17 @@ mod tests {
     }
 
     #[test]
+    fn handles_and_sinks_cross_threads() {
+        fn send_sync<T: Send + Sync>() {}
+        send_sync::<CompletionHandle<std::rc::Rc<u8>, std::rc::Rc<u8>>>();
+        send_sync::<Arc<dyn CompletionSink>>();
+    }
+
+    #[test]
     fn handle_encodes_with_postcard_and_completes_once() {
         let queue = queue(64, 100);
         let handle: CompletionHandle<(u32, String), String> =
-            CompletionHandle::new(cmd(10), queue.clone());
+            CompletionHandle::new(cmd(10), completion_sink(&queue));
         assert_eq!(handle.cmd_id(), cmd(10));
         handle.complete(&(7, "ok".to_string())).expect("delivered");
         match queue.try_pop() {
@@ -603,7 +646,8 @@ mod loom_completion {
     use crate::ingress::IngressConfig;
     use crate::sync::thread;
 
-    /// (e) A pool thread completes a command while the owner pops once,
+    /// (e) A pool thread completes a command through a [`CompletionHandle`]
+    /// while the owner pops once,
     /// then closes and drains: the completion is either popped exactly once
     /// (and the sink said `Ok`) or reported `Undeliverable` (and never
     /// popped), never both, never neither; the budget returns to 0.
@@ -628,7 +672,11 @@ mod loom_completion {
             };
             let pool = {
                 let q = q.clone();
-                thread::spawn(move || CompletionSink::complete(&*q, CommandId::new(1), &[1, 2, 3]))
+                thread::spawn(move || {
+                    let handle: CompletionHandle<[u8; 3], String> =
+                        CompletionHandle::new(CommandId::new(1), completion_sink(&q));
+                    handle.complete(&[1, 2, 3])
+                })
             };
             let mut popped = Vec::new();
             popped.extend(q.try_pop());

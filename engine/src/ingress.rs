@@ -101,6 +101,12 @@ pub const COMPLETION_DETAIL_CAP: usize = 4096;
 
 /// The Node's mailbox, shared as `Arc<IngressQueue>`.
 ///
+/// Owner-side calls (`try_pop`, `drain_into`, `wait`, `poll_ready`,
+/// `register_waker`, `drain_after_close`) come from one owner at a time; an
+/// owner that moves between threads must hand over with a synchronizing
+/// step (as every executor's task hand-off does), because `taken` is the
+/// owner's private count.
+///
 /// Shared state and owners: producers (any thread) write `state`,
 /// `armed` (read only), the lanes' send side and `accepted` / `reserved` /
 /// refusal counters; the owner thread pops, writes `taken`, frees data slots
@@ -111,8 +117,10 @@ pub struct IngressQueue {
     control: LaneState,
     data: LaneState,
     /// CLOSED bit | number of pushes in flight. Enter is `Relaxed` (only
-    /// the RMW's atomicity matters), leave is `Release` and pairs with the
-    /// `Acquire` load in `drain_after_close`; close is a `SeqCst` RMW.
+    /// the RMW's place in the modification order matters), leave is
+    /// `Release` and pairs with the `Acquire` load in `drain_after_close`.
+    /// Close is `SeqCst` for simplicity, but nothing relies on more than its
+    /// atomicity: a sleeping owner learns of it through the ring's lock.
     state: AtomicUsize,
     /// Who is waiting for the doorbell: `SLEEPER` per thread blocked in
     /// `wait`, plus `WAKER_ARMED` while a waker is registered. Accessed
