@@ -48,6 +48,10 @@
 //! sent but has not yet incremented `accepted` can make the owner see
 //! "nothing pending" while an event sits in the lane, but that producer's
 //! fence then comes after the owner's, so it rings in step 2.
+//! The re-check reads this file's own counters, not the channel's
+//! emptiness, so the argument rests only on the atomics named here (and
+//! loom can check it: the loom channel stand-in is mutex-based and would
+//! hide a missing fence).
 //!
 //! An async owner registers a waker instead ([`IngressQueue::register_waker`]):
 //! the same steps with "sets the waker bit in `armed`" in place of "adds
@@ -72,7 +76,14 @@
 //! `Release` RMW that the owner's `Acquire` load reads (directly or through
 //! the release sequence of later RMWs), so its send happens-before the final
 //! pops, which therefore see the event. Pushers never block, so the wait in
-//! step 4 is a handful of instructions (it yields the thread while it lasts).
+//! step 4 lasts only as long as the in-flight pushes (it yields the thread
+//! meanwhile).
+//!
+//! # Loom models
+//! `loom_ingress` at the bottom of this file checks lanes and capacity,
+//! blocking and async wake-ups, and close versus push; each model has a
+//! `loom_broken_*` twin that runs against one deliberate bug (see
+//! `LoomBreakage`) and must fail. `ci/loom.sh` runs both sets.
 
 // clippy's `disallowed-types` resolves `crate::sync` re-exports to the std
 // types they name and so flags the facade itself; every sync type in this
@@ -213,6 +224,7 @@ pub enum CompletionPayload {
 
 /// Which lane an event travels on.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[non_exhaustive]
 pub enum Lane {
     /// Unbounded, never drops: completions, failures, signals, notices.
     Control,
@@ -255,7 +267,8 @@ pub struct LaneStats {
     pub refused_full: u64,
     /// Pushes refused because the queue was closed.
     pub refused_closed: u64,
-    /// Most events queued at once (data lane only; 0 for control).
+    /// Most slots in use at once, queued or being pushed (data lane only;
+    /// 0 for control).
     pub high_water: usize,
 }
 
@@ -291,6 +304,11 @@ pub(crate) enum LoomBreakage {
 }
 
 /// One lane: a channel plus its counters.
+///
+/// Both lanes use an unbounded (linked-block) channel; the data lane's
+/// capacity is enforced by `reserved` instead of a bounded channel because
+/// crossbeam's bounded flavour allocates all `capacity` slots up front, a
+/// cost every one of many idle Nodes would pay.
 struct LaneState {
     tx: Sender<IngressEvent>,
     rx: Receiver<IngressEvent>,
