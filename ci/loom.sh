@@ -21,6 +21,11 @@ echo "loom: broken variants (each expected to fail)"
 broken_caught=0
 broken_missed=0
 mapfile -t broken < <(RUSTFLAGS="--cfg loom --cfg nodeflow_loom_broken" cargo test --release --locked -p nodeflow-engine -p nodeflow-loom-tests --lib --tests -- --list 2>/dev/null | grep -E 'loom_broken_[a-z0-9_]*: test$' | sed 's/: test$//' | sort -u)
+if [ "${#broken[@]}" -eq 0 ]; then
+  # An empty list means the broken build failed to compile or lost its models:
+  # treat it as a failure rather than as "nothing to catch".
+  echo "loom: no loom_broken_* models found under --cfg nodeflow_loom_broken"; exit 1
+fi
 for t in "${broken[@]}"; do
   if RUSTFLAGS="--cfg loom --cfg nodeflow_loom_broken" cargo test --release --locked -p nodeflow-engine -p nodeflow-loom-tests --lib --tests -- --exact "$t" >/tmp/loom-broken.log 2>&1; then
     echo "loom: NOT CAUGHT: $t (the model passed against a broken protocol)"; broken_missed=$((broken_missed+1))

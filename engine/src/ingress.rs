@@ -1,0 +1,1310 @@
+//! The Node's mailbox: a multi-producer, single-owner queue with a never-dropping control lane, a bounded data lane, a doorbell that wakes the owner, and a close protocol that accounts for every push.
+//!
+//! Shared as `Arc<IngressQueue>`: any thread pushes ([`IngressQueue::push`],
+//! [`IngressQueue::push_control`], [`IngressQueue::push_data`], the
+//! [`crate::CompletionSink`] impl); one owner thread pops
+//! ([`IngressQueue::try_pop`], [`IngressQueue::drain_into`]), sleeps
+//! ([`IngressQueue::wait`] or [`IngressQueue::poll_ready`]) and finally
+//! drains after close ([`IngressQueue::drain_after_close`]).
+//!
+//! # Invariants
+//! * The control lane never refuses a push while the queue is open; the
+//!   data lane refuses with [`PushError::Full`] once `data_capacity` events
+//!   are queued or being pushed. A refused event is always handed back.
+//! * Every event accepted (a push returned `Ok`) is popped exactly once,
+//!   provided the owner runs [`IngressQueue::drain_after_close`] before
+//!   dropping the queue. Every push after [`IngressQueue::close`] returns
+//!   [`PushError::Closed`] with the event.
+//! * Control events pop before data events.
+//! * No lost wake-up: if an event is accepted or the queue is closed while
+//!   the owner sleeps in `wait` or has a waker registered, the owner wakes.
+//! * A push never blocks and never takes a lock when the owner is awake.
+//!
+//! # The doorbell (no lost wake-ups)
+//! The owner must not sleep while an event it has not seen is queued, yet
+//! a producer must not lock anything when the owner is awake. The two sides
+//! are ordered Dekker-style by `SeqCst` fences:
+//!
+//! 1. Producer: sends the event, then increments the lane's `accepted`
+//!    counter (`Release`).
+//! 2. Producer: `fence(SeqCst)`, then loads `armed`. If it is non-zero the
+//!    producer *rings*: it takes the bell lock, takes the registered waker,
+//!    releases the lock, then notifies the condvar and wakes the waker.
+//!    Otherwise it returns without touching a lock (the fast path).
+//! 3. Owner (`wait`): takes the bell lock, adds itself to `armed`, then
+//!    `fence(SeqCst)`, then re-reads the lanes' `accepted` counters
+//!    (`Acquire`) and the close flag. Only if nothing is pending does it wait
+//!    on the condvar, which releases the lock atomically.
+//!
+//! Why nothing is lost: the two fences are totally ordered. If the
+//! producer's fence comes first, the owner's re-check in step 3 (after its
+//! own fence) must see the increment from step 1 and does not sleep. If the
+//! owner's fence comes first, the producer's load in step 2 must see the
+//! owner's entry in `armed` and rings. A ring cannot slip between the
+//! owner's re-check and its wait, because the owner holds the bell lock
+//! across both and the ringer must take it. (The acquire/release pair on
+//! `accepted` additionally makes the sent event visible to the owner's pop.)
+//! The owner compares `accepted` with its own `taken` count; a producer that
+//! sent but has not yet incremented `accepted` can make the owner see
+//! "nothing pending" while an event sits in the lane, but that producer's
+//! fence then comes after the owner's, so it rings in step 2.
+//! The re-check reads this file's own counters, not the channel's
+//! emptiness, so the argument rests only on the atomics named here (and
+//! loom can check it: the loom channel stand-in is mutex-based and would
+//! hide a missing fence).
+//!
+//! An async owner registers a waker instead ([`IngressQueue::register_waker`]):
+//! the same steps with "sets the waker bit in `armed`" in place of "adds
+//! itself"; if the re-check finds something pending, the waker is woken at
+//! once. Rings take the waker (one-shot): register again on every poll.
+//!
+//! # Close (nothing accepted is lost, nothing refused is silent)
+//! `state` packs a CLOSED bit and the number of pushes in flight.
+//!
+//! 1. Producer: `state.fetch_add(1)` ("enter"). If the old value had CLOSED
+//!    set, it leaves (`fetch_sub(1)`) and returns `Closed(event)`.
+//! 2. Producer: sends (or is refused `Full`), bumps the counters, then leaves
+//!    with `state.fetch_sub(1, Release)`, then runs the doorbell step 2.
+//! 3. `close()`: `state.fetch_or(CLOSED)`, then rings unconditionally so a
+//!    sleeping owner sees the close.
+//! 4. Owner (`drain_after_close`): after close, loops until the in-flight
+//!    count read with `Acquire` is 0, then pops until both lanes are empty.
+//!
+//! Why: all RMWs on `state` form one modification order. A producer whose
+//! enter comes after the CLOSED bit sees it and refuses. One whose enter
+//! comes before is counted, so step 4 waits for its leave; its leave is a
+//! `Release` RMW that the owner's `Acquire` load reads (directly or through
+//! the release sequence of later RMWs), so its send happens-before the final
+//! pops, which therefore see the event. Pushers never block, so the wait in
+//! step 4 lasts only as long as the in-flight pushes (it yields the thread
+//! meanwhile).
+//!
+//! # Loom models
+//! `loom_ingress` at the bottom of this file checks lanes and capacity,
+//! blocking and async wake-ups, and close versus push; each model has a
+//! `loom_broken_*` twin that runs against one deliberate bug (see
+//! `LoomBreakage`) and must fail. `ci/loom.sh` runs both sets.
+
+// clippy's `disallowed-types` resolves `crate::sync` re-exports to the std
+// types they name and so flags the facade itself; every sync type in this
+// file comes from `crate::sync` (no `std::sync` path appears here).
+#![allow(clippy::disallowed_types)]
+
+use std::fmt;
+use std::task::{Context, Poll, Waker};
+use std::time::Instant;
+
+use serde::{Deserialize, Serialize};
+
+use crate::budget::{ByteBudget, ByteCharge, ChargedBytes};
+use crate::bus::AppIngressError;
+use crate::completion::{CompletionStats, SinkCounters};
+use crate::ids::{CommandId, EventKind, SiteId};
+use crate::sync::atomic::{fence, AtomicU64, AtomicUsize, Ordering};
+use crate::sync::channel::{unbounded, Receiver, Sender};
+use crate::sync::{Condvar, Mutex};
+use crate::value::SlotValue;
+use crate::wire::Envelope;
+
+/// Most bytes of a completion failure's detail text; longer details are cut
+/// at a UTF-8 character boundary at or below this length.
+pub const COMPLETION_DETAIL_CAP: usize = 4096;
+
+/// The Node's mailbox, shared as `Arc<IngressQueue>`.
+///
+/// Owner-side calls (`try_pop`, `drain_into`, `wait`, `poll_ready`,
+/// `register_waker`, `drain_after_close`) come from one owner at a time; an
+/// owner that moves between threads must hand over with a synchronizing
+/// step (as every executor's task hand-off does), because `taken` is the
+/// owner's private count.
+///
+/// Shared state and owners: producers (any thread) write `state`,
+/// `armed` (read only), the lanes' send side and `accepted` / `reserved` /
+/// refusal counters; the owner thread pops, writes `taken`, frees data slots
+/// and adds/removes itself in `armed`; `close` may be called by anyone.
+pub struct IngressQueue {
+    config: IngressConfig,
+    budget: ByteBudget,
+    control: LaneState,
+    data: LaneState,
+    /// CLOSED bit | number of pushes in flight. Enter is `Relaxed` (only
+    /// the RMW's place in the modification order matters), leave is
+    /// `Release` and pairs with the `Acquire` load in `drain_after_close`.
+    /// Close is `SeqCst` for simplicity, but nothing relies on more than its
+    /// atomicity: a sleeping owner learns of it through the ring's lock.
+    state: AtomicUsize,
+    /// Who is waiting for the doorbell: `SLEEPER` per thread blocked in
+    /// `wait`, plus `WAKER_ARMED` while a waker is registered. Accessed
+    /// `Relaxed`; ordering comes from the `SeqCst` fences around it (see
+    /// the module docs).
+    armed: AtomicUsize,
+    /// The bell lock; holds the registered waker.
+    bell: Mutex<Option<Waker>>,
+    /// Signalled on every ring; waiters hold `bell` while they re-check.
+    bell_cv: Condvar,
+    /// Counters of the completion sink (see `completion.rs`).
+    pub(crate) sink_counters: SinkCounters,
+    /// A deliberate protocol bug selected by a `loom_broken_*` model.
+    #[cfg(nodeflow_loom_broken)]
+    pub(crate) broken: Option<LoomBreakage>,
+}
+
+/// Sizes of an [`IngressQueue`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IngressConfig {
+    /// Most events queued (or being pushed) on the data lane; default 1024.
+    /// A value of 0 is treated as 1.
+    pub data_capacity: usize,
+    /// Most bytes in one completion result; default 16 MiB.
+    pub completion_result_cap: usize,
+}
+
+/// An input to a Node.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum IngressEvent {
+    /// A parked command's result (control lane).
+    Completion {
+        /// The command being completed.
+        cmd: CommandId,
+        /// Its result.
+        payload: CompletionPayload,
+    },
+    /// A parked command failed (control lane); surfaces as a typed op failure.
+    CompletionFailed {
+        /// The command that failed.
+        cmd: CommandId,
+        /// What went wrong, at most [`COMPLETION_DETAIL_CAP`] bytes.
+        detail: String,
+    },
+    /// An input was refused at the boundary (control lane); for a refused
+    /// completion the engine fails the parked op with this reason.
+    IngressError(AppIngressError),
+    /// Nudge: the owner should poll (control lane).
+    Wake,
+    /// Request to stop the Node (control lane).
+    Shutdown,
+    /// A decoded envelope from another Node in this process (data lane).
+    Envelope(Envelope),
+    /// An encoded envelope from outside the process (data lane).
+    EnvelopeBytes(ChargedBytes),
+    /// An app event delivered by the host (data lane).
+    AppEvent {
+        /// The event's kind.
+        kind: EventKind,
+        /// The event's value.
+        value: Box<dyn SlotValue>,
+    },
+    /// The host invokes an installed graph (data lane).
+    Invoke {
+        /// The graph to run.
+        site: SiteId,
+        /// Named inputs.
+        inputs: Vec<(String, Box<dyn SlotValue>)>,
+        /// The host's correlation ticket, echoed in the invoke's outputs.
+        ticket: u64,
+    },
+}
+
+/// The result carried by [`IngressEvent::Completion`].
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum CompletionPayload {
+    /// Encoded result bytes, copied in under the Node's byte budget.
+    Bytes(ChargedBytes),
+    /// Typed values moved in without encoding, charged by their
+    /// [`SlotValue::heap_bytes`].
+    Values {
+        /// `(output name, value)` pairs.
+        values: Vec<(String, Box<dyn SlotValue>)>,
+        /// The budget charge for the values; keep it while they live.
+        charge: ByteCharge,
+    },
+}
+
+/// Which lane an event travels on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[non_exhaustive]
+pub enum Lane {
+    /// Unbounded, never drops: completions, failures, signals, notices.
+    Control,
+    /// Bounded: envelopes, app events, invokes.
+    Data,
+}
+
+/// A push was refused; the event is handed back.
+#[derive(thiserror::Error)]
+#[non_exhaustive]
+pub enum PushError<T> {
+    /// The data lane is at capacity; retry after the owner drains.
+    #[error("the Node's ingress data lane is full; retry after the Node drains it")]
+    Full(T),
+    /// The queue is closed (the Node is stopping); the event was not queued.
+    #[error("the Node's ingress is closed; the Node is stopping and accepts no more input")]
+    Closed(T),
+}
+
+/// Why [`IngressQueue::wait`] returned.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub enum WaitOutcome {
+    /// An event is pending (or was, and another pop took it): pop and poll.
+    Ready,
+    /// The deadline passed with nothing pending.
+    TimedOut,
+    /// The queue was closed: run [`IngressQueue::drain_after_close`].
+    Closed,
+}
+
+/// Counters of one lane.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LaneStats {
+    /// Events accepted.
+    pub accepted: u64,
+    /// Events popped by the owner.
+    pub taken: u64,
+    /// Pushes refused because the lane was full (data lane only).
+    pub refused_full: u64,
+    /// Pushes refused because the queue was closed.
+    pub refused_closed: u64,
+    /// Most slots in use at once, queued or being pushed (data lane only;
+    /// 0 for control).
+    pub high_water: usize,
+}
+
+/// Counters of an [`IngressQueue`].
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IngressStats {
+    /// The control lane.
+    pub control: LaneStats,
+    /// The data lane.
+    pub data: LaneStats,
+    /// The completion sink.
+    pub completion: CompletionStats,
+    /// Whether the queue is closed.
+    pub closed: bool,
+}
+
+/// A deliberately broken protocol step, compiled only for the loom suite's
+/// `loom_broken_*` models (each must make its model fail).
+#[cfg(nodeflow_loom_broken)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum LoomBreakage {
+    /// Data-slot reservation as load-check-store instead of one CAS.
+    DataSlotReservation,
+    /// Producers skip the `SeqCst` fence before reading `armed`.
+    SkipPushFence,
+    /// `register_waker` does not re-check the lanes after arming.
+    WakerNoRecheck,
+    /// `drain_after_close` does not wait for in-flight pushes.
+    SkipInFlightWait,
+    /// The completion sink checks `is_closed` and then ignores the push
+    /// result (check-then-act).
+    SinkCheckThenPush,
+}
+
+/// One lane: a channel plus its counters.
+///
+/// Both lanes use an unbounded (linked-block) channel; the data lane's
+/// capacity is enforced by `reserved` instead of a bounded channel because
+/// crossbeam's bounded flavour allocates all `capacity` slots up front, a
+/// cost every one of many idle Nodes would pay.
+struct LaneState {
+    tx: Sender<IngressEvent>,
+    rx: Receiver<IngressEvent>,
+    /// Events sent. Incremented by producers after the send with `Release`;
+    /// the owner's `Acquire` load in the doorbell re-check pairs with it.
+    accepted: AtomicU64,
+    /// Events popped. Written only by the owner; `Relaxed`.
+    taken: AtomicU64,
+    /// Data lane: slots in use (queued or being pushed); reserved by a
+    /// producer's CAS before the send, freed by the owner after a pop.
+    /// Publishes no memory: `Relaxed`.
+    reserved: AtomicUsize,
+    /// Stats only, `Relaxed`.
+    refused_full: AtomicU64,
+    /// Stats only, `Relaxed`.
+    refused_closed: AtomicU64,
+    /// Stats only (`fetch_max`), `Relaxed`.
+    high_water: AtomicUsize,
+}
+
+const CLOSED: usize = 1 << (usize::BITS - 1);
+const IN_FLIGHT: usize = !CLOSED;
+const WAKER_ARMED: usize = 1;
+const SLEEPER: usize = 2;
+
+impl IngressQueue {
+    /// An open, empty queue charging byte payloads against `budget`.
+    pub fn new(config: IngressConfig, budget: ByteBudget) -> Self {
+        Self {
+            config: IngressConfig {
+                data_capacity: config.data_capacity.max(1),
+                ..config
+            },
+            budget,
+            control: LaneState::new(),
+            data: LaneState::new(),
+            state: AtomicUsize::new(0),
+            armed: AtomicUsize::new(0),
+            bell: Mutex::new(None),
+            bell_cv: Condvar::new(),
+            sink_counters: SinkCounters::default(),
+            #[cfg(nodeflow_loom_broken)]
+            broken: None,
+        }
+    }
+
+    /// Pushes `event` on the lane its variant belongs to ([`IngressEvent::lane`]).
+    pub fn push(&self, event: IngressEvent) -> Result<(), PushError<IngressEvent>> {
+        match event.lane() {
+            Lane::Control => self.push_control(event),
+            Lane::Data => self.push_data(event),
+        }
+    }
+
+    /// Pushes on the unbounded control lane. Refused only when closed.
+    ///
+    /// Only push events whose number is bounded elsewhere (one completion
+    /// per parked command, one shutdown): this lane has no capacity.
+    pub fn push_control(&self, event: IngressEvent) -> Result<(), PushError<IngressEvent>> {
+        self.push_on(Lane::Control, event)
+    }
+
+    /// Pushes on the bounded data lane. Refused when full or closed.
+    pub fn push_data(&self, event: IngressEvent) -> Result<(), PushError<IngressEvent>> {
+        self.push_on(Lane::Data, event)
+    }
+
+    /// Pops the next event: control lane first, then data. Owner only.
+    pub fn try_pop(&self) -> Option<IngressEvent> {
+        if let Ok(event) = self.control.rx.try_recv() {
+            self.control.taken.fetch_add(1, Ordering::Relaxed);
+            return Some(event);
+        }
+        let event = self.data.rx.try_recv().ok()?;
+        self.data.taken.fetch_add(1, Ordering::Relaxed);
+        self.data.reserved.fetch_sub(1, Ordering::Relaxed);
+        Some(event)
+    }
+
+    /// Pops up to `max` events into `out` (control first); returns how many.
+    pub fn drain_into(&self, out: &mut Vec<IngressEvent>, max: usize) -> usize {
+        let mut popped = 0;
+        while popped < max {
+            let Some(event) = self.try_pop() else { break };
+            out.push(event);
+            popped += 1;
+        }
+        popped
+    }
+
+    /// Blocks the calling (owner) thread until an event is pending, the
+    /// queue is closed, or `deadline` passes (`None`: no deadline).
+    ///
+    /// For thread hosts; see the module docs for why no wake-up is lost.
+    /// `Closed` takes precedence over `Ready`.
+    pub fn wait(&self, deadline: Option<Instant>) -> WaitOutcome {
+        if let Some(outcome) = self.ready_outcome() {
+            return outcome;
+        }
+        let mut bell = self.bell.lock();
+        self.armed.fetch_add(SLEEPER, Ordering::Relaxed);
+        // Pairs with the producers' fence in `after_accept` (module docs, step 3).
+        fence(Ordering::SeqCst);
+        let outcome = loop {
+            if let Some(outcome) = self.ready_outcome() {
+                break outcome;
+            }
+            match deadline {
+                None => bell = self.bell_cv.wait(bell),
+                Some(deadline) => {
+                    let (guard, timed_out) = self.bell_cv.wait_until(bell, deadline);
+                    bell = guard;
+                    if timed_out {
+                        break self.ready_outcome().unwrap_or(WaitOutcome::TimedOut);
+                    }
+                }
+            }
+        };
+        self.armed.fetch_sub(SLEEPER, Ordering::Relaxed);
+        drop(bell);
+        outcome
+    }
+
+    /// Registers `waker` to be woken (once) when an event is accepted or the
+    /// queue closes. If something is already pending it is woken at once.
+    ///
+    /// For hosts that poll; one waker is kept (a new one replaces it).
+    pub fn register_waker(&self, waker: &Waker) {
+        {
+            let mut slot = self.bell.lock();
+            if !slot.as_ref().is_some_and(|old| old.will_wake(waker)) {
+                *slot = Some(waker.clone());
+            }
+            self.armed.fetch_or(WAKER_ARMED, Ordering::Relaxed);
+        }
+        #[cfg(nodeflow_loom_broken)]
+        if self.broken == Some(LoomBreakage::WakerNoRecheck) {
+            // BROKEN on purpose: an event accepted before the arming is never
+            // seen and its producer saw nobody to ring.
+            return;
+        }
+        // Pairs with the producers' fence in `after_accept`.
+        fence(Ordering::SeqCst);
+        if self.ready_outcome().is_some() {
+            self.ring();
+        }
+    }
+
+    /// `Poll::Ready` with [`WaitOutcome::Ready`] or [`WaitOutcome::Closed`]
+    /// when there is work; otherwise registers the context's waker and
+    /// returns `Poll::Pending` (the waker fires on the next push or close).
+    pub fn poll_ready(&self, cx: &mut Context<'_>) -> Poll<WaitOutcome> {
+        if let Some(outcome) = self.ready_outcome() {
+            return Poll::Ready(outcome);
+        }
+        self.register_waker(cx.waker());
+        Poll::Pending
+    }
+
+    /// Refuses every later push with [`PushError::Closed`] and wakes the
+    /// owner. Returns `true` for the call that closed the queue.
+    pub fn close(&self) -> bool {
+        let previous = self.state.fetch_or(CLOSED, Ordering::SeqCst);
+        self.ring();
+        previous & CLOSED == 0
+    }
+
+    /// Closes the queue (if open), waits for pushes already in flight to
+    /// finish, then pops every remaining event into `out`; returns how many.
+    ///
+    /// Owner only. After it returns, every event ever accepted has been
+    /// popped exactly once (here or earlier).
+    pub fn drain_after_close(&self, out: &mut Vec<IngressEvent>) -> usize {
+        self.close();
+        #[cfg(nodeflow_loom_broken)]
+        let skip_wait = self.broken == Some(LoomBreakage::SkipInFlightWait);
+        #[cfg(not(nodeflow_loom_broken))]
+        let skip_wait = false;
+        // Close protocol, step 4: pairs with the producers' `Release` leave.
+        while !skip_wait && self.state.load(Ordering::Acquire) & IN_FLIGHT != 0 {
+            crate::sync::thread::yield_now();
+        }
+        self.drain_into(out, usize::MAX)
+    }
+
+    /// Whether [`IngressQueue::close`] has been called.
+    pub fn is_closed(&self) -> bool {
+        self.state.load(Ordering::Relaxed) & CLOSED != 0
+    }
+
+    /// Events queued on both lanes.
+    pub fn len(&self) -> usize {
+        self.control_len().saturating_add(self.data_len())
+    }
+
+    /// Whether both lanes are empty.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Events queued on the control lane.
+    pub fn control_len(&self) -> usize {
+        self.control.rx.len()
+    }
+
+    /// Events queued on the data lane.
+    pub fn data_len(&self) -> usize {
+        self.data.rx.len()
+    }
+
+    /// The data lane's capacity.
+    pub fn data_capacity(&self) -> usize {
+        self.config.data_capacity
+    }
+
+    /// Most data-lane slots in use at once.
+    pub fn data_high_water(&self) -> usize {
+        self.data.high_water.load(Ordering::Relaxed)
+    }
+
+    /// Most bytes accepted in one completion result.
+    pub fn completion_result_cap(&self) -> usize {
+        self.config.completion_result_cap
+    }
+
+    /// The configuration in force.
+    pub fn config(&self) -> IngressConfig {
+        self.config
+    }
+
+    /// The Node's byte budget.
+    pub fn budget(&self) -> &ByteBudget {
+        &self.budget
+    }
+
+    /// A copy of the counters.
+    pub fn stats(&self) -> IngressStats {
+        IngressStats {
+            control: self.control.stats(),
+            data: self.data.stats(),
+            completion: self.sink_counters.stats(),
+            closed: self.is_closed(),
+        }
+    }
+
+    /// A queue with one deliberate protocol bug, for a `loom_broken_*` model.
+    #[cfg(nodeflow_loom_broken)]
+    pub(crate) fn with_breakage(
+        config: IngressConfig,
+        budget: ByteBudget,
+        breakage: LoomBreakage,
+    ) -> Self {
+        Self {
+            broken: Some(breakage),
+            ..Self::new(config, budget)
+        }
+    }
+
+    /// The close and doorbell protocols around one send (module docs).
+    fn push_on(&self, lane: Lane, event: IngressEvent) -> Result<(), PushError<IngressEvent>> {
+        let lane = self.lane(lane);
+        // Close protocol, step 1: enter.
+        if self.state.fetch_add(1, Ordering::Relaxed) & CLOSED != 0 {
+            self.leave();
+            lane.refused_closed.fetch_add(1, Ordering::Relaxed);
+            return Err(PushError::Closed(event));
+        }
+        let result = self.send(lane, event);
+        // Close protocol, step 2: leave (after the send and the counters).
+        self.leave();
+        if result.is_ok() {
+            self.after_accept();
+        }
+        result
+    }
+
+    /// Sends on `lane`, reserving a data slot first; counts the outcome.
+    fn send(&self, lane: &LaneState, event: IngressEvent) -> Result<(), PushError<IngressEvent>> {
+        let bounded = std::ptr::eq(lane, &self.data);
+        if bounded && !self.reserve_data_slot() {
+            lane.refused_full.fetch_add(1, Ordering::Relaxed);
+            return Err(PushError::Full(event));
+        }
+        if let Err(refused) = lane.tx.send(event) {
+            // Unreachable while `self` holds the receiver; treated as closed.
+            if bounded {
+                self.data.reserved.fetch_sub(1, Ordering::Relaxed);
+            }
+            lane.refused_closed.fetch_add(1, Ordering::Relaxed);
+            return Err(PushError::Closed(refused.0));
+        }
+        // Doorbell, step 1: pairs with the owner's `Acquire` re-check.
+        lane.accepted.fetch_add(1, Ordering::Release);
+        Ok(())
+    }
+
+    /// Takes one data slot if fewer than `data_capacity` are in use.
+    fn reserve_data_slot(&self) -> bool {
+        let capacity = self.config.data_capacity;
+        let reserved = &self.data.reserved;
+        #[cfg(nodeflow_loom_broken)]
+        if self.broken == Some(LoomBreakage::DataSlotReservation) {
+            // BROKEN on purpose: a free-slot release between the load and
+            // the store is overwritten, so the count drifts from the lane.
+            let in_use = reserved.load(Ordering::Relaxed);
+            if in_use >= capacity {
+                return false;
+            }
+            reserved.store(in_use + 1, Ordering::Relaxed);
+            self.data
+                .high_water
+                .fetch_max(in_use + 1, Ordering::Relaxed);
+            return true;
+        }
+        let update = reserved.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |in_use| {
+            (in_use < capacity).then_some(in_use + 1)
+        });
+        match update {
+            Ok(in_use) => {
+                self.data
+                    .high_water
+                    .fetch_max(in_use + 1, Ordering::Relaxed);
+                true
+            }
+            Err(_) => false,
+        }
+    }
+
+    /// Close protocol: leave the in-flight count.
+    fn leave(&self) {
+        self.state.fetch_sub(1, Ordering::Release);
+    }
+
+    /// Doorbell, step 2: ring if anyone is waiting; lock-free otherwise.
+    fn after_accept(&self) {
+        #[cfg(nodeflow_loom_broken)]
+        let skip_fence = self.broken == Some(LoomBreakage::SkipPushFence);
+        #[cfg(not(nodeflow_loom_broken))]
+        let skip_fence = false;
+        if !skip_fence {
+            fence(Ordering::SeqCst);
+        }
+        if self.armed.load(Ordering::Relaxed) != 0 {
+            self.ring();
+        }
+    }
+
+    /// Wakes every blocked waiter and the registered waker (taking it).
+    fn ring(&self) {
+        let waker = {
+            let mut slot = self.bell.lock();
+            self.armed.fetch_and(!WAKER_ARMED, Ordering::Relaxed);
+            slot.take()
+        };
+        self.bell_cv.notify_all();
+        if let Some(waker) = waker {
+            waker.wake();
+        }
+    }
+
+    /// `Some` when the owner has something to do: closed, or an event pending.
+    fn ready_outcome(&self) -> Option<WaitOutcome> {
+        if self.is_closed() {
+            return Some(WaitOutcome::Closed);
+        }
+        (self.control.pending() || self.data.pending()).then_some(WaitOutcome::Ready)
+    }
+
+    fn lane(&self, lane: Lane) -> &LaneState {
+        match lane {
+            Lane::Control => &self.control,
+            Lane::Data => &self.data,
+        }
+    }
+}
+
+impl fmt::Debug for IngressQueue {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("IngressQueue")
+            .field("config", &self.config)
+            .field("stats", &self.stats())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Default for IngressConfig {
+    fn default() -> Self {
+        Self {
+            data_capacity: 1024,
+            completion_result_cap: 16 * 1024 * 1024,
+        }
+    }
+}
+
+impl IngressEvent {
+    /// The lane [`IngressQueue::push`] routes this event to.
+    pub fn lane(&self) -> Lane {
+        match self {
+            Self::Completion { .. }
+            | Self::CompletionFailed { .. }
+            | Self::IngressError(_)
+            | Self::Wake
+            | Self::Shutdown => Lane::Control,
+            Self::Envelope(_)
+            | Self::EnvelopeBytes(_)
+            | Self::AppEvent { .. }
+            | Self::Invoke { .. } => Lane::Data,
+        }
+    }
+}
+
+impl<T> PushError<T> {
+    /// The refused event.
+    pub fn into_inner(self) -> T {
+        match self {
+            Self::Full(event) | Self::Closed(event) => event,
+        }
+    }
+
+    /// Whether the push was refused because the queue is closed.
+    pub fn is_closed(&self) -> bool {
+        matches!(self, Self::Closed(_))
+    }
+}
+
+impl<T> fmt::Debug for PushError<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Full(_) => f.pad("Full(..)"),
+            Self::Closed(_) => f.pad("Closed(..)"),
+        }
+    }
+}
+
+impl LaneState {
+    fn new() -> Self {
+        let (tx, rx) = unbounded();
+        Self {
+            tx,
+            rx,
+            accepted: AtomicU64::new(0),
+            taken: AtomicU64::new(0),
+            reserved: AtomicUsize::new(0),
+            refused_full: AtomicU64::new(0),
+            refused_closed: AtomicU64::new(0),
+            high_water: AtomicUsize::new(0),
+        }
+    }
+
+    /// Whether an accepted event has not been popped yet (owner's view).
+    fn pending(&self) -> bool {
+        self.accepted.load(Ordering::Acquire) > self.taken.load(Ordering::Relaxed)
+    }
+
+    fn stats(&self) -> LaneStats {
+        LaneStats {
+            accepted: self.accepted.load(Ordering::Relaxed),
+            taken: self.taken.load(Ordering::Relaxed),
+            refused_full: self.refused_full.load(Ordering::Relaxed),
+            refused_closed: self.refused_closed.load(Ordering::Relaxed),
+            high_water: self.high_water.load(Ordering::Relaxed),
+        }
+    }
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use std::task::Wake;
+    use std::time::Duration;
+
+    use super::*;
+    use crate::bus::test_value::TestValue;
+    use crate::sync::Arc;
+
+    fn queue(data_capacity: usize) -> Arc<IngressQueue> {
+        let config = IngressConfig {
+            data_capacity,
+            ..IngressConfig::default()
+        };
+        Arc::new(IngressQueue::new(config, ByteBudget::new(1024)))
+    }
+
+    fn app(value: u64) -> IngressEvent {
+        IngressEvent::AppEvent {
+            kind: EventKind::new(EventKind::USER_MIN),
+            value: Box::new(TestValue(value)),
+        }
+    }
+
+    fn app_value(event: &IngressEvent) -> Option<u64> {
+        match event {
+            IngressEvent::AppEvent { value, .. } => value.downcast_ref::<TestValue>().map(|v| v.0),
+            _ => None,
+        }
+    }
+
+    /// A waker that counts its wake-ups.
+    #[derive(Default)]
+    struct CountingWaker(std::sync::atomic::AtomicUsize);
+
+    impl Wake for CountingWaker {
+        fn wake(self: std::sync::Arc<Self>) {
+            self.wake_by_ref();
+        }
+        fn wake_by_ref(self: &std::sync::Arc<Self>) {
+            self.0.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+
+    #[test]
+    fn push_routes_by_variant_and_control_pops_first() {
+        let queue = queue(4);
+        queue.push(app(1)).expect("data lane has room");
+        queue.push(IngressEvent::Wake).expect("control lane");
+        queue.push(app(2)).expect("data lane has room");
+        assert_eq!(
+            (queue.control_len(), queue.data_len(), queue.len()),
+            (1, 2, 3)
+        );
+        assert!(matches!(queue.try_pop(), Some(IngressEvent::Wake)));
+        assert_eq!(queue.try_pop().as_ref().and_then(app_value), Some(1));
+        assert_eq!(queue.try_pop().as_ref().and_then(app_value), Some(2));
+        assert!(queue.try_pop().is_none());
+        assert!(queue.is_empty());
+        let stats = queue.stats();
+        assert_eq!((stats.control.accepted, stats.control.taken), (1, 1));
+        assert_eq!((stats.data.accepted, stats.data.taken), (2, 2));
+    }
+
+    #[test]
+    fn full_data_lane_hands_the_event_back_and_frees_slots_on_pop() {
+        let queue = queue(2);
+        queue.push_data(app(1)).expect("room");
+        queue.push_data(app(2)).expect("room");
+        let refused = queue.push_data(app(3)).expect_err("lane is full");
+        assert!(matches!(refused, PushError::Full(_)));
+        assert_eq!(app_value(&refused.into_inner()), Some(3));
+        queue
+            .push_control(IngressEvent::Wake)
+            .expect("control never refuses when open");
+        assert_eq!(queue.data_high_water(), 2);
+        assert_eq!(queue.stats().data.refused_full, 1);
+
+        assert!(matches!(queue.try_pop(), Some(IngressEvent::Wake)));
+        assert_eq!(queue.try_pop().as_ref().and_then(app_value), Some(1));
+        queue.push_data(app(4)).expect("a pop frees a slot");
+        assert_eq!(queue.data_high_water(), 2);
+    }
+
+    #[test]
+    fn zero_data_capacity_is_treated_as_one() {
+        let queue = queue(0);
+        assert_eq!(queue.data_capacity(), 1);
+        queue.push_data(app(1)).expect("one slot");
+        assert!(queue.push_data(app(2)).is_err());
+    }
+
+    #[test]
+    fn close_refuses_later_pushes_and_final_drain_returns_every_accepted_event() {
+        let queue = queue(4);
+        queue.push_data(app(1)).expect("open");
+        queue.push_control(IngressEvent::Shutdown).expect("open");
+        assert!(queue.close(), "first close closes");
+        assert!(!queue.close(), "close is idempotent");
+        assert!(queue.is_closed());
+
+        let refused = queue.push_control(IngressEvent::Wake).expect_err("closed");
+        assert!(refused.is_closed());
+        let refused = queue.push_data(app(9)).expect_err("closed");
+        assert_eq!(app_value(&refused.into_inner()), Some(9));
+
+        let mut out = Vec::new();
+        assert_eq!(queue.drain_after_close(&mut out), 2);
+        assert!(matches!(out[0], IngressEvent::Shutdown));
+        assert_eq!(app_value(&out[1]), Some(1));
+        let stats = queue.stats();
+        assert!(stats.closed);
+        assert_eq!(
+            (stats.control.refused_closed, stats.data.refused_closed),
+            (1, 1)
+        );
+        assert_eq!(queue.wait(None), WaitOutcome::Closed);
+    }
+
+    #[test]
+    fn drain_into_respects_max() {
+        let queue = queue(8);
+        for value in 0..5 {
+            queue.push_data(app(value)).expect("room");
+        }
+        let mut out = Vec::new();
+        assert_eq!(queue.drain_into(&mut out, 3), 3);
+        assert_eq!(queue.drain_into(&mut out, 0), 0);
+        assert_eq!(queue.drain_into(&mut out, 10), 2);
+        let values: Vec<_> = out.iter().filter_map(app_value).collect();
+        assert_eq!(values, vec![0, 1, 2, 3, 4]);
+    }
+
+    #[test]
+    fn wait_returns_at_once_when_ready_and_times_out_when_idle() {
+        let queue = queue(4);
+        #[allow(clippy::disallowed_methods)] // a test may read the clock
+        let soon = Instant::now() + Duration::from_millis(5);
+        assert_eq!(queue.wait(Some(soon)), WaitOutcome::TimedOut);
+        queue.push(IngressEvent::Wake).expect("open");
+        assert_eq!(queue.wait(None), WaitOutcome::Ready);
+        queue.try_pop();
+        assert_eq!(queue.wait(Some(soon)), WaitOutcome::TimedOut);
+    }
+
+    #[test]
+    fn wait_wakes_when_another_thread_pushes_or_closes() {
+        for close in [false, true] {
+            let queue = queue(4);
+            let producer = {
+                let queue = Arc::clone(&queue);
+                #[allow(clippy::disallowed_methods)] // tests may spawn threads
+                std::thread::spawn(move || {
+                    std::thread::sleep(Duration::from_millis(20));
+                    if close {
+                        queue.close();
+                    } else {
+                        queue.push(IngressEvent::Wake).expect("open");
+                    }
+                })
+            };
+            let expected = if close {
+                WaitOutcome::Closed
+            } else {
+                WaitOutcome::Ready
+            };
+            assert_eq!(queue.wait(None), expected);
+            producer.join().expect("producer ran");
+        }
+    }
+
+    #[test]
+    fn registered_waker_fires_once_on_push_and_at_once_when_pending() {
+        let queue = queue(4);
+        #[allow(clippy::disallowed_types)] // std::task::Wake needs std's Arc
+        let counter = std::sync::Arc::new(CountingWaker::default());
+        let waker = Waker::from(counter.clone());
+
+        queue.register_waker(&waker);
+        assert_eq!(counter.0.load(Ordering::SeqCst), 0, "nothing pending yet");
+        queue.push(IngressEvent::Wake).expect("open");
+        assert_eq!(counter.0.load(Ordering::SeqCst), 1, "push woke the waker");
+        queue.push(IngressEvent::Wake).expect("open");
+        assert_eq!(counter.0.load(Ordering::SeqCst), 1, "rings are one-shot");
+
+        queue.register_waker(&waker);
+        assert_eq!(
+            counter.0.load(Ordering::SeqCst),
+            2,
+            "pending work wakes at once"
+        );
+
+        let mut cx = Context::from_waker(&waker);
+        assert_eq!(queue.poll_ready(&mut cx), Poll::Ready(WaitOutcome::Ready));
+        queue.drain_into(&mut Vec::new(), usize::MAX);
+        assert_eq!(queue.poll_ready(&mut cx), Poll::Pending);
+        queue.close();
+        assert_eq!(counter.0.load(Ordering::SeqCst), 3, "close wakes");
+        assert_eq!(queue.poll_ready(&mut cx), Poll::Ready(WaitOutcome::Closed));
+    }
+
+    #[test]
+    fn push_error_messages_say_what_to_do() {
+        let full: PushError<()> = PushError::Full(());
+        assert!(full.to_string().contains("retry"));
+        assert_eq!(format!("{:?}", PushError::Closed(())), "Closed(..)");
+    }
+
+    #[test]
+    fn many_producers_every_accepted_event_is_drained_once() {
+        let queue = queue(64);
+        let producers: Vec<_> = (0..4u64)
+            .map(|p| {
+                let queue = Arc::clone(&queue);
+                #[allow(clippy::disallowed_methods)] // tests may spawn threads
+                std::thread::spawn(move || {
+                    (0..500u64)
+                        .filter(|i| queue.push_data(app(p * 1000 + i)).is_ok())
+                        .map(|i| p * 1000 + i)
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        let mut seen = Vec::new();
+        let mut out = Vec::new();
+        while seen.len() < 2000 && !producers.iter().all(|p| p.is_finished()) {
+            #[allow(clippy::disallowed_methods)] // a test may read the clock
+            let deadline = Instant::now() + Duration::from_millis(10);
+            if queue.wait(Some(deadline)) == WaitOutcome::Ready {
+                queue.drain_into(&mut out, usize::MAX);
+                seen.extend(out.drain(..).filter_map(|e| app_value(&e)));
+            }
+        }
+        let mut accepted: Vec<u64> = producers
+            .into_iter()
+            .flat_map(|p| p.join().expect("producer ran"))
+            .collect();
+        queue.drain_after_close(&mut out);
+        seen.extend(out.drain(..).filter_map(|e| app_value(&e)));
+        accepted.sort_unstable();
+        seen.sort_unstable();
+        assert_eq!(seen, accepted);
+        assert!(queue.data_high_water() <= 64);
+    }
+}
+
+/// Loom models of the ingress protocols (run by `ci/loom.sh`).
+///
+/// Each model has a `loom_broken_*` twin, compiled only with
+/// `--cfg nodeflow_loom_broken`, that runs the same model against a queue
+/// with one deliberate protocol bug ([`LoomBreakage`]); loom must fail it.
+#[cfg(all(test, loom))]
+mod loom_ingress {
+    use super::*;
+    use crate::bus::test_value::TestValue;
+    use crate::sync::thread;
+    use crate::sync::Arc;
+
+    type Breakage = Option<u8>;
+
+    fn queue(data_capacity: usize, breakage: Breakage) -> Arc<IngressQueue> {
+        let config = IngressConfig {
+            data_capacity,
+            ..IngressConfig::default()
+        };
+        let budget = ByteBudget::new(1024);
+        #[cfg(nodeflow_loom_broken)]
+        if let Some(code) = breakage {
+            return Arc::new(IngressQueue::with_breakage(
+                config,
+                budget,
+                breakage_of(code),
+            ));
+        }
+        let _ = breakage;
+        Arc::new(IngressQueue::new(config, budget))
+    }
+
+    #[cfg(nodeflow_loom_broken)]
+    fn breakage_of(code: u8) -> LoomBreakage {
+        match code {
+            0 => LoomBreakage::DataSlotReservation,
+            1 => LoomBreakage::SkipPushFence,
+            2 => LoomBreakage::WakerNoRecheck,
+            _ => LoomBreakage::SkipInFlightWait,
+        }
+    }
+
+    fn app(value: u64) -> IngressEvent {
+        IngressEvent::AppEvent {
+            kind: EventKind::new(EventKind::USER_MIN),
+            value: Box::new(TestValue(value)),
+        }
+    }
+
+    fn app_value(event: &IngressEvent) -> Option<u64> {
+        match event {
+            IngressEvent::AppEvent { value, .. } => value.downcast_ref::<TestValue>().map(|v| v.0),
+            _ => None,
+        }
+    }
+
+    /// (a) A control producer and a data producer against an owner that
+    /// pops while they push: the data lane never holds more than its
+    /// capacity, every accepted event pops exactly once, every refused one
+    /// comes back, and the slot count returns to zero.
+    fn lanes(breakage: Breakage) {
+        loom::model(move || {
+            const CAP: usize = 2;
+            let q = queue(CAP, breakage);
+            let control = {
+                let q = q.clone();
+                thread::spawn(move || q.push_control(IngressEvent::Wake).is_ok())
+            };
+            let data = {
+                let q = q.clone();
+                thread::spawn(move || {
+                    let mut accepted = Vec::new();
+                    for value in 0..3 {
+                        match q.push_data(app(value)) {
+                            Ok(()) => accepted.push(value),
+                            Err(PushError::Full(event)) => {
+                                assert_eq!(app_value(&event), Some(value))
+                            }
+                            Err(PushError::Closed(_)) => panic!("the queue is open"),
+                        }
+                    }
+                    accepted
+                })
+            };
+            let mut wakes = 0;
+            let mut seen = Vec::new();
+            let mut take = |event: IngressEvent| match app_value(&event) {
+                Some(value) => seen.push(value),
+                None => wakes += 1,
+            };
+            for _ in 0..2 {
+                assert!(q.data_len() <= CAP);
+                if let Some(event) = q.try_pop() {
+                    take(event);
+                }
+            }
+            assert!(
+                control.join().expect("control producer"),
+                "control never refuses"
+            );
+            let accepted = data.join().expect("data producer");
+            while let Some(event) = q.try_pop() {
+                take(event);
+            }
+            assert_eq!(wakes, 1);
+            assert_eq!(seen, accepted, "each accepted event once, in order");
+            assert!(q.data_high_water() <= CAP);
+            for value in 10..10 + CAP as u64 {
+                q.push_data(app(value)).expect("every slot is free again");
+            }
+        });
+    }
+
+    /// (b) The owner blocks in `wait` while a producer pushes: it must
+    /// wake (a lost wake-up shows as a loom deadlock).
+    fn blocking_wakeup(breakage: Breakage) {
+        loom::model(move || {
+            let q = queue(4, breakage);
+            let producer = {
+                let q = q.clone();
+                thread::spawn(move || q.push_control(IngressEvent::Wake).expect("open"))
+            };
+            loop {
+                assert_eq!(q.wait(None), WaitOutcome::Ready);
+                if q.try_pop().is_some() {
+                    break;
+                }
+            }
+            producer.join().expect("producer");
+        });
+    }
+
+    /// (b2) Two producers and a blocking owner that pops as soon as it
+    /// wakes: the owner may pop an event whose producer has not yet counted
+    /// it (so the owner's `taken` runs ahead of the `accepted` it sees); the
+    /// lagging producer must then ring. The owner must see both events.
+    fn blocking_wakeup_two_producers(breakage: Breakage) {
+        loom::model(move || {
+            let q = queue(4, breakage);
+            let producers: Vec<_> = (0..2)
+                .map(|value| {
+                    let q = q.clone();
+                    thread::spawn(move || q.push_data(app(value)).expect("room"))
+                })
+                .collect();
+            let mut seen = 0;
+            while seen < 2 {
+                assert_eq!(q.wait(None), WaitOutcome::Ready);
+                while q.try_pop().is_some() {
+                    seen += 1;
+                }
+            }
+            for producer in producers {
+                producer.join().expect("producer");
+            }
+        });
+    }
+
+    /// A waker that unparks the (loom) thread that polls.
+    struct Unparker(thread::Thread);
+
+    impl std::task::Wake for Unparker {
+        #[allow(clippy::disallowed_types)] // std::task::Wake is defined on std's Arc
+        fn wake(self: std::sync::Arc<Self>) {
+            self.0.unpark();
+        }
+    }
+
+    /// (c) The owner polls with a waker that unparks it while a
+    /// producer pushes: the waker must fire.
+    fn async_wakeup(breakage: Breakage) {
+        loom::model(move || {
+            let q = queue(4, breakage);
+            let producer = {
+                let q = q.clone();
+                thread::spawn(move || q.push_data(app(1)).expect("room"))
+            };
+            let waker = Waker::from(std::sync::Arc::new(Unparker(thread::current())));
+            let mut cx = Context::from_waker(&waker);
+            let outcome = loop {
+                match q.poll_ready(&mut cx) {
+                    Poll::Ready(outcome) => break outcome,
+                    // A lost wake-up leaves this thread parked forever,
+                    // which loom reports as a deadlock.
+                    Poll::Pending => thread::park(),
+                }
+            };
+            assert_eq!(outcome, WaitOutcome::Ready);
+            assert_eq!(q.try_pop().as_ref().and_then(app_value), Some(1));
+            producer.join().expect("producer");
+        });
+    }
+
+    /// (d) Two producers (one per lane) race the owner's close and final
+    /// drain: each push was either drained exactly once or handed back
+    /// `Closed`, and nothing is left behind.
+    fn close_vs_push(breakage: Breakage) {
+        loom::model(move || {
+            let q = queue(4, breakage);
+            let control = {
+                let q = q.clone();
+                thread::spawn(move || match q.push_control(IngressEvent::Shutdown) {
+                    Ok(()) => true,
+                    Err(PushError::Closed(IngressEvent::Shutdown)) => false,
+                    Err(other) => panic!("unexpected refusal {other:?}"),
+                })
+            };
+            let data = {
+                let q = q.clone();
+                thread::spawn(move || match q.push_data(app(7)) {
+                    Ok(()) => true,
+                    Err(PushError::Closed(event)) => {
+                        assert_eq!(app_value(&event), Some(7), "the refused event comes back");
+                        false
+                    }
+                    Err(PushError::Full(_)) => panic!("the lane has room"),
+                })
+            };
+            let mut out = Vec::new();
+            q.drain_after_close(&mut out);
+            let control_accepted = control.join().expect("control producer");
+            let data_accepted = data.join().expect("data producer");
+            let shutdowns = out
+                .iter()
+                .filter(|e| matches!(e, IngressEvent::Shutdown))
+                .count();
+            let apps = out.iter().filter(|e| app_value(e) == Some(7)).count();
+            assert_eq!(shutdowns, usize::from(control_accepted));
+            assert_eq!(apps, usize::from(data_accepted));
+            assert!(q.try_pop().is_none(), "an accepted event was left behind");
+        });
+    }
+
+    #[test]
+    fn loom_ingress_lanes_capacity_and_exactly_once() {
+        lanes(None);
+    }
+
+    #[test]
+    fn loom_ingress_no_lost_wakeup_blocking() {
+        blocking_wakeup(None);
+    }
+
+    #[test]
+    fn loom_ingress_no_lost_wakeup_two_producers() {
+        blocking_wakeup_two_producers(None);
+    }
+
+    #[test]
+    fn loom_ingress_no_lost_wakeup_async() {
+        async_wakeup(None);
+    }
+
+    #[test]
+    fn loom_ingress_close_vs_push() {
+        close_vs_push(None);
+    }
+
+    #[cfg(nodeflow_loom_broken)]
+    #[test]
+    fn loom_broken_data_slot_reservation() {
+        lanes(Some(0));
+    }
+
+    #[cfg(nodeflow_loom_broken)]
+    #[test]
+    fn loom_broken_push_skips_fence() {
+        blocking_wakeup(Some(1));
+    }
+
+    #[cfg(nodeflow_loom_broken)]
+    #[test]
+    fn loom_broken_two_producers_skip_fence() {
+        blocking_wakeup_two_producers(Some(1));
+    }
+
+    #[cfg(nodeflow_loom_broken)]
+    #[test]
+    fn loom_broken_waker_no_recheck() {
+        async_wakeup(Some(2));
+    }
+
+    #[cfg(nodeflow_loom_broken)]
+    #[test]
+    fn loom_broken_drain_skips_in_flight_wait() {
+        close_vs_push(Some(3));
+    }
+}
