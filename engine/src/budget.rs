@@ -23,11 +23,6 @@
 //! is enough to keep `in_use` exact and within the limit. Readers of the
 //! stats get a value that was true at some recent instant.
 
-// clippy's `disallowed-types` resolves `crate::sync` re-exports to the std
-// types they name and so flags the facade itself; every sync type in this
-// file comes from `crate::sync` (no `std::sync` path appears here).
-#![allow(clippy::disallowed_types)]
-
 use serde::{Deserialize, Serialize};
 
 use crate::sync::atomic::{AtomicU64, AtomicUsize, Ordering};

@@ -90,7 +90,9 @@ pub trait Component: Any + Send {
 
 impl fmt::Debug for dyn Component {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Component").field("kind", &self.kind()).finish()
+        f.debug_struct("Component")
+            .field("kind", &self.kind())
+            .finish()
     }
 }
 

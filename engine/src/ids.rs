@@ -277,7 +277,10 @@ mod tests {
 
     #[test]
     fn incarnation_next_saturates() {
-        assert_eq!(Incarnation::new(u32::MAX).next(), Incarnation::new(u32::MAX));
+        assert_eq!(
+            Incarnation::new(u32::MAX).next(),
+            Incarnation::new(u32::MAX)
+        );
         assert_eq!(Incarnation::new(1).next(), Incarnation::new(2));
     }
 }

@@ -21,18 +21,17 @@
 use std::collections::HashMap;
 
 use crate::bus::{NodeEvent, ReservedEventKind, TypedBus};
-use crate::completion::{CompletionHandle, CompletionSink};
+use crate::completion::{completion_sink, CompletionHandle};
 use crate::component::{Component, OpError, OpErrorKind};
 use crate::framework::{
     chain_id_from_targets, Address, AddressBook, AddressBookConfig, AnyLatches, BackoffConfig,
     BackoffTable, BackpressureConfig, BackpressureTracker, ChainContext, DeadlineMatchLatches,
     EventSource, EventSourceConfig, GovernorConfig, HoldTable, HoldTableConfig, InboundDedup,
     LatchConfig, MetricCounters, OutboundQueue, PeerGate, PeerGovernor, RecordBuffer,
-    RequestTracker, RngU64Source, RttConfig, RttConfigError, RttTracker, Scheduler,
-    SeededRng, SerializeQueue, SerializeQueueConfig, DEFAULT_DEDUP_WINDOW,
-    DEFAULT_MAX_METRIC_NAMES, DEFAULT_MAX_PENDING_REQUESTS, DEFAULT_MAX_RECORD_NAMES,
-    DEFAULT_RECORD_CAPACITY, OUTBOUND_QUEUE_DEFAULT_CAPACITY, PEER_GATE_DEFAULT_MAX_NAMES,
-    SCHEDULER_DEFAULT_CAPACITY,
+    RequestTracker, RngU64Source, RttConfig, RttConfigError, RttTracker, Scheduler, SeededRng,
+    SerializeQueue, SerializeQueueConfig, DEFAULT_DEDUP_WINDOW, DEFAULT_MAX_METRIC_NAMES,
+    DEFAULT_MAX_PENDING_REQUESTS, DEFAULT_MAX_RECORD_NAMES, DEFAULT_RECORD_CAPACITY,
+    OUTBOUND_QUEUE_DEFAULT_CAPACITY, PEER_GATE_DEFAULT_MAX_NAMES, SCHEDULER_DEFAULT_CAPACITY,
 };
 use crate::graph::{Attribute, MetadataEntry};
 use crate::ids::{CommandId, ComponentRef, ExecId, IdCounter, NodeSiteId, OpRef, PeerId};
@@ -142,23 +141,23 @@ impl Framework {
     pub fn new(config: &FrameworkConfig) -> Result<Self, RttConfigError> {
         Ok(Self {
             gate: PeerGate::new(config.peer_gate_max_names),
-            backoff: BackoffTable::new(config.backoff.clone()),
-            governor: PeerGovernor::new(config.governor.clone()),
-            addresses: AddressBook::new(config.address_book.clone()),
-            backpressure: BackpressureTracker::new(config.backpressure.clone()),
+            backoff: BackoffTable::new(config.backoff),
+            governor: PeerGovernor::new(config.governor),
+            addresses: AddressBook::new(config.address_book),
+            backpressure: BackpressureTracker::new(config.backpressure),
             outbound: OutboundQueue::new(config.outbound_capacity),
             rtt: RttTracker::new(config.rtt.clone())?,
             requests: RequestTracker::new(config.max_pending_requests),
             dedup: InboundDedup::new(config.dedup_window),
             peer_resolve_failures: Vec::new(),
             scheduler: Scheduler::new(config.scheduler_capacity),
-            serialize_queue: SerializeQueue::new(config.serialize_queue.clone()),
-            hold_table: HoldTable::new(config.hold_table.clone()),
+            serialize_queue: SerializeQueue::new(config.serialize_queue),
+            hold_table: HoldTable::new(config.hold_table),
             record_buffer: RecordBuffer::new(config.record_max_names, config.record_capacity),
-            event_source: EventSource::new(config.event_source.clone()),
+            event_source: EventSource::new(config.event_source),
             counters: MetricCounters::new(config.metric_max_names),
-            any_latches: AnyLatches::new(config.latches.clone()),
-            deadline_match: DeadlineMatchLatches::new(config.latches.clone()),
+            any_latches: AnyLatches::new(config.latches),
+            deadline_match: DeadlineMatchLatches::new(config.latches),
             rng: SeededRng::new(config.rng_seed),
             app_outputs: Vec::new(),
         })
@@ -594,7 +593,11 @@ impl<'a> RuntimeResourceRef<'a> {
     }
 
     /// Completes `cmd_id` now; the engine resumes its op in this cycle.
-    pub fn complete_command(&mut self, cmd_id: CommandId, results: Vec<(String, Box<dyn SlotValue>)>) {
+    pub fn complete_command(
+        &mut self,
+        cmd_id: CommandId,
+        results: Vec<(String, Box<dyn SlotValue>)>,
+    ) {
         self.current
             .pending_completions
             .push(PendingCompletion { cmd_id, results });
@@ -615,8 +618,7 @@ impl<'a> RuntimeResourceRef<'a> {
         E: std::fmt::Display,
     {
         let cmd = self.allocate_command_id()?;
-        let sink: Arc<dyn CompletionSink> = self.ingress.clone();
-        Ok(CompletionHandle::new(cmd, sink))
+        Ok(CompletionHandle::new(cmd, completion_sink(self.ingress)))
     }
 }
 
@@ -631,7 +633,9 @@ mod tests {
     use crate::value::U64Value;
 
     /// A component that only exists to be looked up.
+    #[derive(Debug)]
     struct Backend(u32);
+    #[derive(Debug)]
     struct Other;
 
     impl Component for Backend {
@@ -686,7 +690,7 @@ mod tests {
 
     impl Rig {
         fn new() -> Self {
-            let budget = Arc::new(ByteBudget::new(1 << 20));
+            let budget = ByteBudget::new(1 << 20);
             Self {
                 framework: Framework::new(&FrameworkConfig::default()).unwrap(),
                 bus: TypedBus::new(16),
@@ -726,7 +730,7 @@ mod tests {
     #[test]
     fn local_addresses_reads_the_self_entry_of_the_address_book() {
         let mut rig = Rig::new();
-        let mut ctx = rig.handle(0);
+        let ctx = rig.handle(0);
         assert!(ctx.local_addresses().is_empty());
         let mine = Address::site(SELF, SiteId::new(1));
         ctx.peers.addresses.insert(SELF, mine.clone()).unwrap();
@@ -814,7 +818,6 @@ mod tests {
         let mut ctx = rig.handle(0);
         assert_eq!(ctx.allocate_command_id().unwrap(), CommandId::new(1));
         assert_eq!(ctx.allocate_command_id().unwrap(), CommandId::new(2));
-        drop(ctx);
         rig.ids = IdCounter::starting_at(u64::MAX);
         let err = rig.handle(0).allocate_command_id().unwrap_err();
         assert_eq!(OpError::from(err).kind, OpErrorKind::ResourceExhausted);
@@ -826,7 +829,6 @@ mod tests {
         let mut ctx = rig.handle(0);
         let cmd = ctx.allocate_command_id().unwrap();
         ctx.complete_command(cmd, vec![("out".into(), Box::new(U64Value(5)))]);
-        drop(ctx);
         assert_eq!(rig.completions.len(), 1);
         assert_eq!(rig.completions[0].cmd_id, cmd);
         assert_eq!(rig.completions[0].results[0].0, "out");
@@ -845,17 +847,13 @@ mod tests {
             value: Box::new(U64Value(1)),
         };
         assert!(ctx.publish_bus(reserved).is_err());
-        drop(ctx);
         assert_eq!(rig.bus.len(), 1);
     }
 
     #[test]
     fn completion_opened_through_the_handle_arrives_from_another_thread() {
         let mut rig = Rig::new();
-        let handle = rig
-            .handle(0)
-            .open_completion::<u64, String>()
-            .unwrap();
+        let handle = rig.handle(0).open_completion::<u64, String>().unwrap();
         let cmd = handle.cmd_id();
         assert_eq!(cmd, CommandId::new(1));
         // A test-only thread plays the compute pool.
@@ -877,15 +875,17 @@ mod tests {
     #[test]
     fn timers_scheduled_through_the_handle_reach_the_framework() {
         let mut rig = Rig::new();
-        let mut ctx = rig.handle(100);
+        let ctx = rig.handle(100);
         let at = ctx.time.now_ns + 50;
         ctx.time
             .scheduler
-            .schedule(at, TimerEvent::Resume {
-                cmd: CommandId::new(4),
-            })
+            .schedule(
+                at,
+                TimerEvent::Resume {
+                    cmd: CommandId::new(4),
+                },
+            )
             .unwrap();
-        drop(ctx);
         assert_eq!(rig.framework.scheduler().next_deadline(), Some(150));
     }
 }

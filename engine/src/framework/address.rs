@@ -434,18 +434,29 @@ mod tests {
 
     #[test]
     fn malformed_strings_get_typed_errors() {
-        let cases: &[(&str, fn(&AddressError) -> bool)] = &[
+        type Case = (&'static str, fn(&AddressError) -> bool);
+        let cases: &[Case] = &[
             ("", |e| matches!(e, AddressError::MissingPeer(_))),
-            ("/ip4/1/site/1", |e| matches!(e, AddressError::MissingPeer(_))),
+            ("/ip4/1/site/1", |e| {
+                matches!(e, AddressError::MissingPeer(_))
+            }),
             ("/p2p/", |e| matches!(e, AddressError::BadPeer(_))),
             ("/p2p/xyz", |e| matches!(e, AddressError::BadPeer(_))),
             ("/p2p/00112233445566778", |e| {
                 matches!(e, AddressError::BadPeer(_))
             }),
             ("/p2p/1/site/x", |e| {
-                matches!(e, AddressError::BadNumber { segment: "site", .. })
+                matches!(
+                    e,
+                    AddressError::BadNumber {
+                        segment: "site",
+                        ..
+                    }
+                )
             }),
-            ("/p2p/1/site/+4", |e| matches!(e, AddressError::BadNumber { .. })),
+            ("/p2p/1/site/+4", |e| {
+                matches!(e, AddressError::BadNumber { .. })
+            }),
             ("/p2p/1/site/4294967296", |e| {
                 matches!(e, AddressError::BadNumber { .. })
             }),
@@ -453,10 +464,14 @@ mod tests {
             ("/p2p/1/component/1/site/1", |e| {
                 matches!(e, AddressError::BadSegment(_))
             }),
-            ("/p2p/1/site/1/site/2", |e| matches!(e, AddressError::BadSegment(_))),
+            ("/p2p/1/site/1/site/2", |e| {
+                matches!(e, AddressError::BadSegment(_))
+            }),
             ("/p2p/1/foo/1", |e| matches!(e, AddressError::BadSegment(_))),
             ("/p2p/1/op/x", |e| matches!(e, AddressError::OpWithoutOwner)),
-            ("/p2p/1/site/1/op/", |e| matches!(e, AddressError::BadOpName { .. })),
+            ("/p2p/1/site/1/op/", |e| {
+                matches!(e, AddressError::BadOpName { .. })
+            }),
             ("/p2p/1/site/1/op/a b", |e| {
                 matches!(e, AddressError::BadOpName { .. })
             }),
@@ -486,16 +501,25 @@ mod tests {
         a.encode(&mut bytes);
         for cut in 0..bytes.len() {
             let err = Address::decode(&bytes[..cut]).unwrap_err();
-            assert!(matches!(err, AddressError::Truncated { .. }), "cut {cut}: {err:?}");
+            assert!(
+                matches!(err, AddressError::Truncated { .. }),
+                "cut {cut}: {err:?}"
+            );
         }
         let mut bad = bytes.clone();
         bad[0] |= 0x80;
-        assert_eq!(Address::decode(&bad).unwrap_err(), AddressError::BadFlags(bad[0]));
+        assert_eq!(
+            Address::decode(&bad).unwrap_err(),
+            AddressError::BadFlags(bad[0])
+        );
         // Op flag without site/component is refused the same way as in text.
         let mut orphan = vec![FLAG_OP];
         orphan.extend_from_slice(&1u64.to_le_bytes());
         orphan.extend_from_slice(&[1, b'x']);
-        assert_eq!(Address::decode(&orphan).unwrap_err(), AddressError::OpWithoutOwner);
+        assert_eq!(
+            Address::decode(&orphan).unwrap_err(),
+            AddressError::OpWithoutOwner
+        );
     }
 
     #[test]

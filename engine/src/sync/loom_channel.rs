@@ -15,9 +15,7 @@ use std::time::{Duration, Instant};
 
 use super::{Arc, Condvar, Mutex};
 
-pub use crossbeam_channel::{
-    RecvError, RecvTimeoutError, SendError, TryRecvError, TrySendError,
-};
+pub use crossbeam_channel::{RecvError, RecvTimeoutError, SendError, TryRecvError, TrySendError};
 
 struct State<T> {
     queue: VecDeque<T>,
@@ -44,7 +42,10 @@ pub struct Receiver<T> {
 
 /// A channel holding at most `cap` messages (`cap` must be at least 1).
 pub fn bounded<T>(cap: usize) -> (Sender<T>, Receiver<T>) {
-    assert!(cap > 0, "the loom channel does not model rendezvous channels");
+    assert!(
+        cap > 0,
+        "the loom channel does not model rendezvous channels"
+    );
     make(Some(cap))
 }
 

@@ -58,7 +58,9 @@ pub mod thread {
     #[cfg(loom)]
     pub use loom::thread::{current, park, spawn, yield_now, JoinHandle, Thread};
     #[cfg(not(loom))]
-    pub use std::thread::{current, park, park_timeout, spawn, yield_now, Builder, JoinHandle, Thread};
+    pub use std::thread::{
+        current, park, park_timeout, spawn, yield_now, Builder, JoinHandle, Thread,
+    };
 }
 
 pub use lock::{Condvar, Mutex, MutexGuard};
@@ -142,7 +144,9 @@ mod lock {
         /// Acquires the lock, blocking the (modelled) thread.
         pub fn lock(&self) -> MutexGuard<'_, T> {
             // Poisoning only follows a panic, which already fails the model.
-            self.0.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+            self.0
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner())
         }
 
         /// Consumes the mutex and returns the value.
@@ -216,14 +220,14 @@ mod lock {
 pub mod channel {
     #[cfg(not(loom))]
     pub use crossbeam_channel::{
-        bounded, unbounded, Receiver, RecvError, RecvTimeoutError, SendError, Sender,
-        TryRecvError, TrySendError,
+        bounded, unbounded, Receiver, RecvError, RecvTimeoutError, SendError, Sender, TryRecvError,
+        TrySendError,
     };
 
     #[cfg(loom)]
     pub use super::loom_channel::{
-        bounded, unbounded, Receiver, RecvError, RecvTimeoutError, SendError, Sender,
-        TryRecvError, TrySendError,
+        bounded, unbounded, Receiver, RecvError, RecvTimeoutError, SendError, Sender, TryRecvError,
+        TrySendError,
     };
 }
 

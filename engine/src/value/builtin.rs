@@ -32,9 +32,6 @@ use crate::ids::PeerId;
 use crate::value::{DecodeContext, EncodeError, SlotValue, TypeTag, ValueDecodeError, ValueReader};
 
 /// A shared, immutable byte buffer: [`crate::sync::Arc`] over `[u8]`.
-// clippy's `disallowed-types` sees through the `crate::sync` re-export to
-// `std::sync::Arc`; this alias is the one sanctioned mention.
-#[allow(clippy::disallowed_types)]
 pub type SharedBytes = crate::sync::Arc<[u8]>;
 
 /// Shared, immutable bytes; cloning bumps a reference count.
