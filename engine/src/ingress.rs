@@ -771,6 +771,8 @@ impl LaneState {
 
 #[cfg(all(test, not(loom)))]
 mod tests {
+    // std::task::Wake is implemented on std's own Arc, so waker tests name it.
+    use std::sync::Arc as StdArc; // sync-facade: allow (std::task::Wake needs std's Arc)
     use std::task::Wake;
     use std::time::Duration;
 
@@ -802,15 +804,13 @@ mod tests {
 
     /// A waker that counts its wake-ups.
     #[derive(Default)]
-    struct CountingWaker(std::sync::atomic::AtomicUsize); // sync-facade: allow (std::task::Wake is defined on std Arc)
+    struct CountingWaker(crate::sync::atomic::AtomicUsize);
 
     impl Wake for CountingWaker {
-        fn wake(self: std::sync::Arc<Self>) {
-            // sync-facade: allow (std::task::Wake is defined on std Arc)
+        fn wake(self: StdArc<Self>) {
             self.wake_by_ref();
         }
-        fn wake_by_ref(self: &std::sync::Arc<Self>) {
-            // sync-facade: allow (std::task::Wake is defined on std Arc)
+        fn wake_by_ref(self: &StdArc<Self>) {
             self.0.fetch_add(1, Ordering::SeqCst);
         }
     }
@@ -945,8 +945,7 @@ mod tests {
     #[test]
     fn registered_waker_fires_once_on_push_and_at_once_when_pending() {
         let queue = queue(4);
-        #[allow(clippy::disallowed_types)] // std::task::Wake needs std's Arc
-        let counter = std::sync::Arc::new(CountingWaker::default()); // sync-facade: allow (std::task::Wake is defined on std Arc)
+        let counter = StdArc::new(CountingWaker::default());
         let waker = Waker::from(counter.clone());
 
         queue.register_waker(&waker);
@@ -1024,10 +1023,12 @@ mod tests {
 /// with one deliberate protocol bug ([`LoomBreakage`]); loom must fail it.
 #[cfg(all(test, loom))]
 mod loom_ingress {
+    // std::task::Wake is implemented on std's own Arc, so waker tests name it.
     use super::*;
     use crate::bus::test_value::TestValue;
     use crate::sync::thread;
     use crate::sync::Arc;
+    use std::sync::Arc as StdArc; // sync-facade: allow (std::task::Wake needs std's Arc)
 
     type Breakage = Option<u8>;
 
@@ -1179,9 +1180,7 @@ mod loom_ingress {
     struct Unparker(thread::Thread);
 
     impl std::task::Wake for Unparker {
-        #[allow(clippy::disallowed_types)] // std::task::Wake is defined on std's Arc
-        fn wake(self: std::sync::Arc<Self>) {
-            // sync-facade: allow (std::task::Wake is defined on std Arc)
+        fn wake(self: StdArc<Self>) {
             self.0.unpark();
         }
     }
@@ -1195,7 +1194,7 @@ mod loom_ingress {
                 let q = q.clone();
                 thread::spawn(move || q.push_data(app(1)).expect("room"))
             };
-            let waker = Waker::from(std::sync::Arc::new(Unparker(thread::current()))); // sync-facade: allow (std::task::Wake is defined on std Arc)
+            let waker = Waker::from(StdArc::new(Unparker(thread::current())));
             let mut cx = Context::from_waker(&waker);
             let outcome = loop {
                 match q.poll_ready(&mut cx) {

@@ -96,7 +96,7 @@ impl<T> Sender<T> {
             if state.receivers == 0 {
                 return Err(SendError(msg));
             }
-            if !self.shared.cap.is_some_and(|cap| state.queue.len() >= cap) {
+            if self.shared.cap.is_none_or(|cap| state.queue.len() < cap) {
                 break;
             }
             state = self.shared.not_full.wait(state);
