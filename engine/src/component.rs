@@ -156,6 +156,11 @@ impl<'a> OpInputs<'a> {
 }
 
 /// Where an op writes its outputs, in declaration order.
+///
+/// An op may write fewer outputs than it declares (a gate that refuses, an
+/// `Any` that lost its race): the unwritten outputs stay absent in this
+/// execution and their consumers never fire. The engine reports such a
+/// partial completion in its steps, so nothing disappears silently.
 #[derive(Debug)]
 pub struct OpOutputs<'a> {
     values: &'a mut Vec<Box<dyn SlotValue>>,

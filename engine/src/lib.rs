@@ -31,6 +31,7 @@ mod graph;
 mod ids;
 mod ingress;
 mod runtime;
+mod syscall;
 mod value;
 mod wire;
 
@@ -43,5 +44,6 @@ pub use graph::*;
 pub use ids::*;
 pub use ingress::*;
 pub use runtime::*;
+pub use syscall::*;
 pub use value::*;
 pub use wire::*;

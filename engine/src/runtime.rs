@@ -317,13 +317,18 @@ pub struct InboundCtx {
     pub remaining_deadline_ns: Option<u64>,
 }
 
-/// A completion recorded during a dispatch, resumed in the same cycle.
+/// A completion recorded during a dispatch: resumed in the same cycle, or
+/// at `due_ns` when a timer matures.
 #[derive(Debug)]
 pub struct PendingCompletion {
     /// The parked command being completed.
     pub cmd_id: CommandId,
-    /// Output values by output name of the parked op.
+    /// Output values by output value name of the parked op.
     pub results: Vec<(String, Box<dyn SlotValue>)>,
+    /// `None`: resume in this cycle. `Some(t)`: hold the results until the
+    /// timer scheduled for `t` matures (see
+    /// [`RuntimeResourceRef::complete_command_at`]).
+    pub due_ns: Option<u64>,
 }
 
 /// State scoped to the op being dispatched.
@@ -339,6 +344,9 @@ pub struct CurrentCallCtx<'a> {
     pub attributes: &'a [Attribute],
     /// The op's metadata entries from the graph.
     pub metadata: &'a [MetadataEntry],
+    /// The op's output value names, in declaration order (the names
+    /// completions use to address outputs).
+    pub outputs: &'a [String],
     /// Inbound-envelope context of the execution.
     pub inbound: InboundCtx,
     /// Completions recorded during this dispatch (drained by the engine).
@@ -598,9 +606,40 @@ impl<'a> RuntimeResourceRef<'a> {
         cmd_id: CommandId,
         results: Vec<(String, Box<dyn SlotValue>)>,
     ) {
-        self.current
-            .pending_completions
-            .push(PendingCompletion { cmd_id, results });
+        self.current.pending_completions.push(PendingCompletion {
+            cmd_id,
+            results,
+            due_ns: None,
+        });
+    }
+
+    /// Completes `cmd_id` with `results` when the Node's time reaches
+    /// `at_ns` (used by `Sleep` and `After`): schedules a
+    /// [`TimerEvent::Resume`] and hands the results to the engine, which
+    /// holds them until the timer matures. A full timer heap is a typed
+    /// [`OpErrorKind::ResourceExhausted`] error and nothing is scheduled.
+    pub fn complete_command_at(
+        &mut self,
+        cmd_id: CommandId,
+        at_ns: u64,
+        results: Vec<(String, Box<dyn SlotValue>)>,
+    ) -> Result<(), OpError> {
+        self.time
+            .scheduler
+            .schedule(at_ns, TimerEvent::Resume { cmd: cmd_id })
+            .map_err(|full| {
+                OpError::new(
+                    OpErrorKind::ResourceExhausted,
+                    "timers.full",
+                    format!("the Node's timer heap is full ({} timers)", full.capacity),
+                )
+            })?;
+        self.current.pending_completions.push(PendingCompletion {
+            cmd_id,
+            results,
+            due_ns: Some(at_ns),
+        });
+        Ok(())
     }
 
     /// Publishes an event on the Node's bus. A user event with a kind in
@@ -714,6 +753,7 @@ mod tests {
                 self_peer: SELF,
                 attributes: &[],
                 metadata: &self.metadata,
+                outputs: &[],
                 inbound: InboundCtx::default(),
                 pending_completions: &mut self.completions,
                 next_command_id: &mut self.ids,
@@ -887,5 +927,34 @@ mod tests {
             )
             .unwrap();
         assert_eq!(rig.framework.scheduler().next_deadline(), Some(150));
+    }
+
+    #[test]
+    fn timed_completions_schedule_a_resume_and_refuse_when_timers_are_full() {
+        let mut rig = Rig::new();
+        let mut ctx = rig.handle(1_000);
+        let cmd = ctx.allocate_command_id().unwrap();
+        ctx.complete_command_at(cmd, 5_000, vec![("out".into(), Box::new(U64Value(1)))])
+            .unwrap();
+        assert_eq!(rig.completions[0].due_ns, Some(5_000));
+        assert_eq!(rig.framework.scheduler().next_deadline(), Some(5_000));
+        assert_eq!(
+            rig.framework.scheduler().pop_due(5_000).unwrap().payload,
+            TimerEvent::Resume { cmd }
+        );
+
+        let config = FrameworkConfig {
+            scheduler_capacity: 0,
+            ..FrameworkConfig::default()
+        };
+        rig.framework = Framework::new(&config).unwrap();
+        rig.completions.clear();
+        let mut ctx = rig.handle(1_000);
+        let err = ctx.complete_command_at(cmd, 5_000, Vec::new()).unwrap_err();
+        assert_eq!(err.kind, OpErrorKind::ResourceExhausted);
+        assert!(
+            rig.completions.is_empty(),
+            "nothing is held for a timer that was refused"
+        );
     }
 }
