@@ -163,6 +163,23 @@ pub enum AppIngressErrorKind {
     /// The Node's ingress is closed (the Node is stopping).
     #[error("the Node's ingress is closed; the Node is stopping")]
     Closed,
+    /// No op is subscribed to the input's kind, so nothing would run.
+    #[error("no op is subscribed to this kind; install an OnTrigger/EventSource op for it")]
+    NoSubscriber,
+    /// The Node's execution cap is reached.
+    #[error("{cap} executions are alive, the cap; poll to let some finish")]
+    TooManyExecutions {
+        /// The cap.
+        cap: usize,
+    },
+    /// The invoke names an unknown graph or inputs that do not match it.
+    #[error(
+        "the invoke does not match an installed graph's inputs; check the site and input names"
+    )]
+    InvalidInvoke,
+    /// The Node has minted every execution or command id it can.
+    #[error("the Node's id space is exhausted; restart the Node")]
+    IdsExhausted,
 }
 
 /// What the allocator reported when a fallible reservation failed.

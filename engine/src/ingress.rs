@@ -383,6 +383,14 @@ impl IngressQueue {
         Some(event)
     }
 
+    /// Pops one control-lane event only, leaving the data lane untouched
+    /// (a Node running its bootstrap graphs still needs its completions).
+    pub fn try_pop_control(&self) -> Option<IngressEvent> {
+        let event = self.control.rx.try_recv().ok()?;
+        self.control.taken.fetch_add(1, Ordering::Relaxed);
+        Some(event)
+    }
+
     /// Pops up to `max` events into `out` (control first); returns how many.
     pub fn drain_into(&self, out: &mut Vec<IngressEvent>, max: usize) -> usize {
         let mut popped = 0;

@@ -44,7 +44,6 @@ use crate::wire::Envelope;
 ///
 /// Every field defaults to the primitive's own documented default.
 #[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
-#[non_exhaustive]
 pub struct FrameworkConfig {
     /// Most timers pending at once.
     pub scheduler_capacity: usize,
@@ -119,6 +118,7 @@ pub struct Framework {
     addresses: AddressBook,
     backpressure: BackpressureTracker,
     outbound: OutboundQueue<Envelope>,
+    outbound_dropped_reported: u64,
     rtt: RttTracker,
     requests: RequestTracker,
     dedup: InboundDedup,
@@ -146,6 +146,7 @@ impl Framework {
             addresses: AddressBook::new(config.address_book),
             backpressure: BackpressureTracker::new(config.backpressure),
             outbound: OutboundQueue::new(config.outbound_capacity),
+            outbound_dropped_reported: 0,
             rtt: RttTracker::new(config.rtt.clone())?,
             requests: RequestTracker::new(config.max_pending_requests),
             dedup: InboundDedup::new(config.dedup_window),
@@ -207,6 +208,30 @@ impl Framework {
             components,
             current,
         }
+    }
+
+    /// The earliest timer or request deadline, if any.
+    pub fn next_deadline(&self) -> Option<u64> {
+        match (
+            self.scheduler.next_deadline(),
+            self.requests.next_deadline(),
+        ) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    /// Event-source subscriptions (the engine subscribes source ops at start).
+    pub fn event_source_mut(&mut self) -> &mut EventSource {
+        &mut self.event_source
+    }
+
+    /// Envelopes the outbound queue dropped since the last call.
+    pub fn take_outbound_dropped(&mut self) -> u64 {
+        let total = self.outbound.stats().dropped_oldest;
+        let new = total - self.outbound_dropped_reported;
+        self.outbound_dropped_reported = total;
+        new
     }
 
     /// The Node's outbound envelope queue.

@@ -25,6 +25,9 @@ mod registry;
 pub use builtin::*;
 pub use registry::*;
 
+/// Values addressed by name: graph inputs and outputs, completion results.
+pub type NamedValues = Vec<(String, Box<dyn SlotValue>)>;
+
 /// Stable identifier of a value type on the wire and in snapshots.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(transparent)]
