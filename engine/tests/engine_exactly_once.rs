@@ -43,8 +43,10 @@ fn a_join_fires_once_with_every_input_present() {
         finished(&steps),
         vec![(exec, vec![("y".into(), Some(10 + 5 + 5))], vec![])]
     );
-    // Double and Log each fired once; Log saw all three inputs.
+    // Double and Log each fired once; Log saw all three inputs; no op was
+    // queued before its inputs were all present.
     assert_eq!(math.fired.load(Ordering::SeqCst), 2);
+    assert_eq!(node.stats().stale_frontier, 0);
     assert_eq!(
         math.log.lock().as_slice(),
         &[("y".to_string(), vec![Some(10), Some(5), Some(5)])]
