@@ -62,7 +62,7 @@ use crate::runtime::{
     PendingCompletion, TimerEvent,
 };
 use crate::sync::Arc;
-use crate::syscall::{dispatch_syscall, trigger_value, TriggerSource};
+use crate::syscall::{dispatch_syscall, trigger_value, Syscall, TriggerSource};
 use crate::value::{BytesValue, NamedValues, PeerIdValue, SlotValue, ValueLimits, ValueRegistry};
 use crate::wire::{decode_envelope, decode_payload, Envelope, FillTarget, WireLimits};
 
@@ -225,6 +225,7 @@ impl NodeBuilder {
             bootstrap_live: None,
             started: false,
             stats: NodeStats::default(),
+            pool: Vec::new(),
         })
     }
 }
@@ -531,6 +532,21 @@ pub struct Node {
     bootstrap_live: Option<ExecId>,
     started: bool,
     stats: NodeStats,
+    /// Per site: storage of finished executions, reused by new ones.
+    pool: Vec<Vec<ExecBuffers>>,
+}
+
+/// Most finished-execution buffers kept for reuse, per site.
+const POOL_PER_SITE: usize = 32;
+
+/// The dense vectors of an execution, kept for reuse after it ends.
+#[derive(Debug, Default)]
+struct ExecBuffers {
+    values: Vec<Option<Box<dyn SlotValue>>>,
+    reads_left: Vec<u32>,
+    missing: Vec<u32>,
+    fired: Vec<bool>,
+    charges: Vec<ByteCharge>,
 }
 
 impl std::fmt::Debug for Node {
@@ -1283,22 +1299,33 @@ impl Node {
         };
         let graph = &self.graphs[site.as_u32() as usize];
         let op_count = graph.topo.op_count();
-        let mut missing = Vec::with_capacity(op_count);
-        for op in 0..op_count {
-            missing.push(graph.topo.required_inputs(op as u32));
-        }
+        let mut buffers = self
+            .pool
+            .get_mut(site.as_u32() as usize)
+            .and_then(Vec::pop)
+            .unwrap_or_default();
+        buffers.values.clear();
+        buffers.values.resize_with(graph.topo.value_count(), || None);
+        buffers.reads_left.clear();
+        buffers.reads_left.extend_from_slice(&graph.port_reads);
+        buffers.missing.clear();
+        buffers
+            .missing
+            .extend((0..op_count).map(|op| graph.topo.required_inputs(op as u32)));
+        buffers.fired.clear();
+        buffers.fired.resize(op_count, false);
         let exec = Execution {
             id: ExecId::new(id),
             site,
             origin,
             parent_cmd,
             inbound,
-            values: (0..graph.topo.value_count()).map(|_| None).collect(),
-            reads_left: graph.port_reads.clone(),
-            missing,
-            fired: vec![false; op_count],
+            values: buffers.values,
+            reads_left: buffers.reads_left,
+            missing: buffers.missing,
+            fired: buffers.fired,
             pending: 0,
-            charges: Vec::new(),
+            charges: buffers.charges,
         };
         let slot = match self.free.pop() {
             Some(slot) => slot,
@@ -1353,6 +1380,31 @@ impl Node {
             self.scratch_inputs.push(value);
         }
 
+        if let Dispatch::Syscall(Syscall::PassThrough) = compiled.dispatch {
+            // Fast path: the value moves from the input slot to the output
+            // slot; no resource handle is built (PassThrough touches none).
+            let value = self.scratch_inputs.pop().flatten();
+            let op_ref = compiled.op_ref;
+            match (value, graph.topo.op_outputs(ready.op).first()) {
+                (Some(value), Some(Some(index))) => {
+                    write_value(exec, graph, index.index(), value, ready.slot, ready.gen, &mut self.frontier);
+                    if self.config.trace_ops {
+                        self.steps.push(Step::OpCompleted { exec: exec_id, op: op_ref });
+                    }
+                }
+                (Some(_), _) => {}
+                (None, _) => {
+                    self.stats.ops_failed += 1;
+                    self.steps.push(Step::OpFailed {
+                        exec: exec_id,
+                        op: op_ref,
+                        error: OpError::new(OpErrorKind::InvalidInput, "input.missing", "input 0 is absent"),
+                    });
+                }
+            }
+            self.finish_if_idle(ready.slot);
+            return;
+        }
         if let Dispatch::Call { callee } = compiled.dispatch {
             self.call(ready, exec_id, callee);
             return;
@@ -1620,8 +1672,23 @@ impl Node {
                 None => missing.push(info.name.clone()),
             }
         }
-        // Dropping the execution releases its byte charges exactly once.
+        // Taking the charges out releases them exactly once, below.
         let charges = std::mem::take(&mut exec.charges);
+        let site_index = exec.site.as_u32() as usize;
+        if self.pool.len() <= site_index {
+            self.pool.resize_with(site_index + 1, Vec::new);
+        }
+        if self.pool[site_index].len() < POOL_PER_SITE {
+            // Values left behind (read by nobody after a failure) die here.
+            exec.values.iter_mut().for_each(|v| *v = None);
+            self.pool[site_index].push(ExecBuffers {
+                values: std::mem::take(&mut exec.values),
+                reads_left: std::mem::take(&mut exec.reads_left),
+                missing: std::mem::take(&mut exec.missing),
+                fired: std::mem::take(&mut exec.fired),
+                charges: Vec::new(),
+            });
+        }
         if self.bootstrap_live == Some(exec.id) {
             self.bootstrap_live = None;
         }
