@@ -14,8 +14,7 @@ use crate::framework::{
 };
 use crate::runtime::RuntimeResourceRef;
 use crate::syscall::parse::{Count, OpSpec};
-use crate::syscall::timing::latch_error;
-use crate::syscall::{pass_optional, take_input, SyscallParseError};
+use crate::syscall::{latch_error, pass_optional, take_input, SyscallParseError};
 use crate::value::{Composite, Trigger, U64Value};
 
 /// Entry name of the correlation token in a `CorrelateTag` composite.

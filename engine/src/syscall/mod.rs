@@ -55,6 +55,7 @@ pub use telemetry::*;
 pub use timing::*;
 
 use crate::component::{DispatchResult, OpError, OpErrorKind, OpInputs, OpOutputs};
+use crate::framework::LatchError;
 use crate::graph::OpNode;
 use crate::ids::EventKind;
 use crate::runtime::RuntimeResourceRef;
@@ -264,6 +265,15 @@ fn pass_optional(outputs: &mut OpOutputs<'_>, value: Box<dyn SlotValue>) -> Resu
         return Ok(());
     }
     outputs.push(value)
+}
+
+/// The typed error for a refused latch (`Any`, `DeadlineMatch`).
+fn latch_error(error: LatchError) -> OpError {
+    let (kind, reason) = match error {
+        LatchError::Full { .. } => (OpErrorKind::ResourceExhausted, "latch.full"),
+        LatchError::KeyTooLong { .. } => (OpErrorKind::InvalidAttribute, "latch.key_too_long"),
+    };
+    OpError::new(kind, reason, error.to_string())
 }
 
 // Last in the file: the purity scan stops at the first test cfg.

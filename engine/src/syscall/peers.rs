@@ -13,15 +13,15 @@ use crate::ids::PeerId;
 use crate::runtime::RuntimeResourceRef;
 use crate::syscall::parse::{Count, OpSpec};
 use crate::syscall::{pass_optional, SyscallParseError};
-use crate::value::{AddressList, BytesValue, U64Value};
+use crate::value::{AddressList, BytesValue, PeerIdValue, U64Value};
 
 /// Address-book access from a graph.
 ///
 /// | op type                  | inputs | outputs | attributes | behaviour | errors |
 /// |--------------------------|--------|---------|------------|-----------|--------|
-/// | `AddressBook.Insert`     | 2: [`crate::PeerIdValue`], then an [`AddressList`] or one address in string form as a [`BytesValue`] | 0 or 1 | — | adds the addresses to the peer's entry (dedup, order kept) and takes one reference on it; emits `U64Value(new addresses)` | `ResourceExhausted` `address_book.peer_cap` / `address_book.address_cap` (nothing changes); `InvalidInput` `address.invalid`, `input.type_mismatch` |
+/// | `AddressBook.Insert`     | 2: [`PeerIdValue`], then an [`AddressList`] or one address in string form as a [`BytesValue`] | 0 or 1 | — | adds the addresses to the peer's entry (dedup, order kept) and takes one reference on it; emits `U64Value(new addresses)` | `ResourceExhausted` `address_book.peer_cap` / `address_book.address_cap` (nothing changes); `InvalidInput` `address.invalid`, `input.type_mismatch` |
 /// | `AddressBook.InsertMany` | 1: an [`AddressList`] | 0 or 1 | — | groups the addresses by the peer each names (order of first appearance) and inserts each group as `Insert` does; emits `U64Value(new addresses)` | as `Insert`; groups before a refused one stay inserted (the detail says how many) |
-/// | `AddressBook.Lookup`     | 1: [`crate::PeerIdValue`] | 1 | — | emits the peer's addresses as an [`AddressList`], empty for an unknown peer | `InvalidInput` `input.type_mismatch` |
+/// | `AddressBook.Lookup`     | 1: [`PeerIdValue`] | 1 | — | emits the peer's addresses as an [`AddressList`], empty for an unknown peer | `InvalidInput` `input.type_mismatch` |
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum PeersSyscall {
@@ -59,7 +59,7 @@ impl PeersSyscall {
         let book = &mut *ctx.peers.addresses;
         match self {
             Self::Insert => {
-                let peer = inputs.get_as::<crate::value::PeerIdValue>(0)?.0;
+                let peer = inputs.get_as::<PeerIdValue>(0)?.0;
                 let addresses = addresses_of(inputs)?;
                 let added = book.insert_many(peer, addresses).map_err(book_error)?;
                 pass_optional(outputs, Box::new(U64Value(added as u64)))?;
@@ -84,7 +84,7 @@ impl PeersSyscall {
                 pass_optional(outputs, Box::new(U64Value(added)))?;
             }
             Self::Lookup => {
-                let peer = inputs.get_as::<crate::value::PeerIdValue>(0)?.0;
+                let peer = inputs.get_as::<PeerIdValue>(0)?.0;
                 let known = book.lookup(peer).unwrap_or(&[]).to_vec();
                 outputs.push(Box::new(AddressList::new(known)))?;
             }

@@ -104,6 +104,17 @@ mod tests {
     }
 
     #[test]
+    fn a_missing_input_is_a_typed_error() {
+        let syscall = Syscall::parse(&op("PassThrough", 1, 1)).unwrap();
+        let err = Rig::new().run(&syscall, 0, vec![None], 1).unwrap_err();
+        assert_eq!(
+            (err.kind, err.reason.as_ref()),
+            (crate::component::OpErrorKind::InvalidInput, "input.missing")
+        );
+        assert!(syscall.source().is_none());
+    }
+
+    #[test]
     fn tee_copies_to_every_output_and_needs_one() {
         let syscall = Syscall::parse(&op("Tee", 1, 3)).unwrap();
         let out = Rig::new()

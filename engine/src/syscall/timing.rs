@@ -7,10 +7,9 @@
 //! never wraps around into the past.
 
 use crate::component::{DispatchResult, OpError, OpErrorKind, OpInputs, OpOutputs};
-use crate::framework::LatchError;
 use crate::runtime::RuntimeResourceRef;
 use crate::syscall::parse::{Count, OpSpec};
-use crate::syscall::{take_input, SyscallParseError};
+use crate::syscall::{latch_error, take_input, SyscallParseError};
 use crate::value::{SlotValue, Trigger, U64Value};
 
 /// Clock, timer and randomness syscalls.
@@ -136,15 +135,6 @@ impl TimingSyscall {
         }
         Ok(DispatchResult::Immediate)
     }
-}
-
-/// The typed error for a refused latch (`Any`, `DeadlineMatch`).
-pub(super) fn latch_error(error: LatchError) -> OpError {
-    let (kind, reason) = match error {
-        LatchError::Full { .. } => (OpErrorKind::ResourceExhausted, "latch.full"),
-        LatchError::KeyTooLong { .. } => (OpErrorKind::InvalidAttribute, "latch.key_too_long"),
-    };
-    OpError::new(kind, reason, error.to_string())
 }
 
 fn ports(spec: &OpSpec<'_>, inputs: Count) -> Result<(), SyscallParseError> {
