@@ -12,17 +12,68 @@
 //! seeds the source op's outputs itself ([`Syscall::source`]), so they are
 //! never dispatched.
 //!
+//! The syscall table is split by group; each group's enum documents its
+//! ops as a table (op type, inputs, outputs, attributes, behaviour, errors):
+//!
+//! | group        | ops                                                                 | table                       |
+//! |--------------|---------------------------------------------------------------------|-----------------------------|
+//! | structural   | `PassThrough`, `Tee`, `Constant`                                    | [`Syscall`]                 |
+//! | triggers     | `Interval`, `Pulse`, `EventSource`, `OnTrigger`                     | [`TriggerSource`]           |
+//! | clock / rng  | `Clock`, `Sleep`, `After`, `RngU64`, `DeadlineMatch`                | [`TimingSyscall`]           |
+//! | coordination | `Any`, `DeadlineCheck`, `Limit.*`, `CorrelateTag`, `Serialize.*`, `Hold.*` | [`CoordinationSyscall`] |
+//! | telemetry    | `AppEmit`, `AppNotify`, `Record`, `IncrMetric`                      | [`TelemetrySyscall`]        |
+//! | composite    | `Bundle`, `Unbundle`                                                | [`CompositeSyscall`]        |
+//! | gates        | `PeerHealthGate.*`, `BackoffGate.*`, `DedupGate.Rx`                 | [`GateSyscall`]             |
+//! | peers        | `AddressBook.Insert`, `AddressBook.InsertMany`, `AddressBook.Lookup` | [`PeersSyscall`]           |
+//!
+//! Wire `Send` / `Recv` are the engine's own and are not parsed here.
+//!
+//! "Writes nothing" in the tables means the op completes
+//! ([`DispatchResult::Immediate`]) with no output written: its consumers do
+//! not fire in that execution and the engine reports the partial
+//! completion, so nothing vanishes unreported.
+//!
 //! Invariants: `parse` never panics on any `OpNode`; `dispatch_syscall`
 //! writes at most the declared outputs and reports every refusal as a
-//! typed [`OpError`].
+//! typed [`OpError`] whose `reason` is a stable string.
+
+mod composite;
+mod coordination;
+mod gates;
+mod parse;
+mod peers;
+mod structural;
+mod telemetry;
+mod timing;
+mod triggers;
+
+pub use composite::*;
+pub use coordination::*;
+pub use gates::*;
+pub use peers::*;
+pub use telemetry::*;
+pub use timing::*;
 
 use crate::component::{DispatchResult, OpError, OpErrorKind, OpInputs, OpOutputs};
-use crate::graph::{AttributeValue, OpNode};
+use crate::framework::LatchError;
+use crate::graph::OpNode;
 use crate::ids::EventKind;
 use crate::runtime::RuntimeResourceRef;
-use crate::value::{BytesValue, F64Value, I64Value, SlotValue, Trigger};
+use crate::value::{SlotValue, Trigger};
+
+use parse::OpSpec;
 
 /// A syscall op with its attributes checked and converted.
+///
+/// The structural ops live directly here:
+///
+/// | op type       | inputs | outputs    | attributes                          | behaviour                              | errors |
+/// |---------------|--------|------------|-------------------------------------|----------------------------------------|--------|
+/// | `PassThrough` | 1      | 1          | —                                   | forwards its input unchanged           | —      |
+/// | `Tee`         | 1      | at least 1 | —                                   | copies its input to every output       | —      |
+/// | `Constant`    | none   | 1          | `value`: int, float, string, bytes  | emits `I64Value`, `F64Value` or `BytesValue` | —  |
+///
+/// The other groups are documented on their own enums (see the module docs).
 #[derive(Debug)]
 #[non_exhaustive]
 pub enum Syscall {
@@ -34,9 +85,30 @@ pub enum Syscall {
     Constant(Box<dyn SlotValue>),
     /// A trigger source; see [`TriggerSource`].
     Source(TriggerSource),
+    /// Clock, timers and randomness; see [`TimingSyscall`].
+    Timing(TimingSyscall),
+    /// Latches, permits, queues and slots; see [`CoordinationSyscall`].
+    Coordination(CoordinationSyscall),
+    /// App outputs, records and metrics; see [`TelemetrySyscall`].
+    Telemetry(TelemetrySyscall),
+    /// Packing and unpacking composites; see [`CompositeSyscall`].
+    Composite(CompositeSyscall),
+    /// Peer policy gates; see [`GateSyscall`].
+    Gate(GateSyscall),
+    /// Address-book access; see [`PeersSyscall`].
+    Peers(PeersSyscall),
 }
 
 /// How the engine starts executions from a trigger-source op.
+///
+/// Every source declares no input and exactly one output.
+///
+/// | op type       | attributes                                   | the output carries               | errors at install |
+/// |---------------|----------------------------------------------|----------------------------------|-------------------|
+/// | `Interval`    | `period_ns`: int ≥ 1                         | [`Trigger`], every period        | missing / < 1     |
+/// | `Pulse`       | `after_ns`: int ≥ 0                          | [`Trigger`], once                | missing / < 0     |
+/// | `EventSource` | `kind`: int in `0..=u32::MAX` (any bus kind) | the bus event's value            | missing / range   |
+/// | `OnTrigger`   | `kind`: int in `EventKind::USER_MIN..=u32::MAX` | the app event's value         | missing / range   |
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum TriggerSource {
@@ -57,7 +129,7 @@ pub enum TriggerSource {
     },
     /// On every app event delivered by the host with this `kind`.
     OnTrigger {
-        /// The app event kind.
+        /// The app event kind (at least [`EventKind::USER_MIN`]).
         kind: EventKind,
     },
 }
@@ -105,92 +177,35 @@ pub enum SyscallParseError {
 impl Syscall {
     /// Parses and checks a syscall op.
     pub fn parse(op: &OpNode) -> Result<Self, SyscallParseError> {
-        let arity =
-            |what: &'static str, expected: &'static str, found: usize| SyscallParseError::Arity {
-                op: op.name.clone(),
-                op_type: op.op_type.clone(),
-                what,
-                expected,
-                found,
-            };
-        let attribute = |attribute: &str, problem: String| SyscallParseError::Attribute {
+        let spec = OpSpec::new(op);
+        if let Some(parsed) = structural::parse(&spec) {
+            return parsed;
+        }
+        if let Some(parsed) = triggers::parse(&spec) {
+            return parsed.map(Self::Source);
+        }
+        if let Some(parsed) = TimingSyscall::parse(&spec) {
+            return parsed.map(Self::Timing);
+        }
+        if let Some(parsed) = CoordinationSyscall::parse(&spec) {
+            return parsed.map(Self::Coordination);
+        }
+        if let Some(parsed) = TelemetrySyscall::parse(&spec) {
+            return parsed.map(Self::Telemetry);
+        }
+        if let Some(parsed) = CompositeSyscall::parse(&spec) {
+            return parsed.map(Self::Composite);
+        }
+        if let Some(parsed) = GateSyscall::parse(&spec) {
+            return parsed.map(Self::Gate);
+        }
+        if let Some(parsed) = PeersSyscall::parse(&spec) {
+            return parsed.map(Self::Peers);
+        }
+        Err(SyscallParseError::UnknownOp {
             op: op.name.clone(),
             op_type: op.op_type.clone(),
-            attribute: attribute.to_owned(),
-            problem,
-        };
-        match op.op_type.as_str() {
-            "PassThrough" => {
-                if op.inputs.len() != 1 {
-                    return Err(arity("inputs", "exactly 1", op.inputs.len()));
-                }
-                if op.outputs.len() != 1 {
-                    return Err(arity("outputs", "exactly 1", op.outputs.len()));
-                }
-                Ok(Self::PassThrough)
-            }
-            "Tee" => {
-                if op.inputs.len() != 1 {
-                    return Err(arity("inputs", "exactly 1", op.inputs.len()));
-                }
-                if op.outputs.is_empty() {
-                    return Err(arity("outputs", "at least 1", 0));
-                }
-                Ok(Self::Tee)
-            }
-            "Constant" => {
-                if !op.inputs.is_empty() {
-                    return Err(arity("inputs", "no", op.inputs.len()));
-                }
-                if op.outputs.len() != 1 {
-                    return Err(arity("outputs", "exactly 1", op.outputs.len()));
-                }
-                let value: Box<dyn SlotValue> = match op.attr("value") {
-                    Some(AttributeValue::Int(v)) => Box::new(I64Value(*v)),
-                    Some(AttributeValue::Float(v)) => Box::new(F64Value(f64::from(*v))),
-                    Some(AttributeValue::String(v)) => {
-                        Box::new(BytesValue::copy_from(v.as_bytes()))
-                    }
-                    Some(AttributeValue::Bytes(v)) => Box::new(BytesValue::copy_from(v)),
-                    Some(other) => {
-                        return Err(attribute(
-                            "value",
-                            format!(
-                                "is a {}; expected int, float, string or bytes",
-                                other.kind()
-                            ),
-                        ))
-                    }
-                    None => return Err(attribute("value", "is missing".into())),
-                };
-                Ok(Self::Constant(value))
-            }
-            "Interval" => {
-                if !op.inputs.is_empty() {
-                    return Err(arity("inputs", "no", op.inputs.len()));
-                }
-                if op.outputs.len() != 1 {
-                    return Err(arity("outputs", "exactly 1", op.outputs.len()));
-                }
-                let period = op
-                    .attr_int("period_ns")
-                    .map_err(|e| attribute("period_ns", e.to_string()))?;
-                if period < 1 {
-                    return Err(attribute(
-                        "period_ns",
-                        format!("is {period}; must be at least 1"),
-                    ));
-                }
-                Ok(Self::Source(TriggerSource::Interval {
-                    // Checked positive above.
-                    period_ns: period as u64,
-                }))
-            }
-            _ => Err(SyscallParseError::UnknownOp {
-                op: op.name.clone(),
-                op_type: op.op_type.clone(),
-            }),
-        }
+        })
     }
 
     /// The trigger source this op is, if it is one.
@@ -210,34 +225,29 @@ pub fn trigger_value() -> Box<dyn SlotValue> {
 /// Runs one syscall op for one execution.
 pub fn dispatch_syscall(
     syscall: &Syscall,
-    _ctx: &mut RuntimeResourceRef<'_>,
+    ctx: &mut RuntimeResourceRef<'_>,
     inputs: &mut OpInputs<'_>,
     outputs: &mut OpOutputs<'_>,
 ) -> Result<DispatchResult, OpError> {
     match syscall {
-        Syscall::PassThrough => {
-            let value = take_input(inputs, 0)?;
-            outputs.push(value)?;
+        Syscall::PassThrough | Syscall::Tee | Syscall::Constant(_) => {
+            structural::dispatch(syscall, inputs, outputs)
         }
-        Syscall::Tee => {
-            let value = take_input(inputs, 0)?;
-            for _ in 1..outputs.declared() {
-                outputs.push(value.clone_value())?;
-            }
-            outputs.push(value)?;
-        }
-        Syscall::Constant(value) => outputs.push(value.clone_value())?,
-        Syscall::Source(_) => {
-            return Err(OpError::new(
-                OpErrorKind::Internal,
-                "syscall.source_dispatched",
-                "trigger sources are started by the engine, not dispatched",
-            ))
-        }
+        Syscall::Source(_) => Err(OpError::new(
+            OpErrorKind::Internal,
+            "syscall.source_dispatched",
+            "trigger sources are started by the engine, not dispatched",
+        )),
+        Syscall::Timing(op) => op.dispatch(ctx, inputs, outputs),
+        Syscall::Coordination(op) => op.dispatch(ctx, inputs, outputs),
+        Syscall::Telemetry(op) => op.dispatch(ctx, inputs, outputs),
+        Syscall::Composite(op) => op.dispatch(inputs, outputs),
+        Syscall::Gate(op) => op.dispatch(ctx, inputs, outputs),
+        Syscall::Peers(op) => op.dispatch(ctx, inputs, outputs),
     }
-    Ok(DispatchResult::Immediate)
 }
 
+/// Moves input `index` out, or fails with `input.missing`.
 fn take_input(inputs: &mut OpInputs<'_>, index: usize) -> Result<Box<dyn SlotValue>, OpError> {
     inputs.take(index).ok_or_else(|| {
         OpError::new(
@@ -247,3 +257,25 @@ fn take_input(inputs: &mut OpInputs<'_>, index: usize) -> Result<Box<dyn SlotVal
         )
     })
 }
+
+/// Writes `value` to the op's first output if it declares one (the
+/// optional pass-through of sink-like syscalls); otherwise drops it.
+fn pass_optional(outputs: &mut OpOutputs<'_>, value: Box<dyn SlotValue>) -> Result<(), OpError> {
+    if outputs.declared() == 0 {
+        return Ok(());
+    }
+    outputs.push(value)
+}
+
+/// The typed error for a refused latch (`Any`, `DeadlineMatch`).
+fn latch_error(error: LatchError) -> OpError {
+    let (kind, reason) = match error {
+        LatchError::Full { .. } => (OpErrorKind::ResourceExhausted, "latch.full"),
+        LatchError::KeyTooLong { .. } => (OpErrorKind::InvalidAttribute, "latch.key_too_long"),
+    };
+    OpError::new(kind, reason, error.to_string())
+}
+
+// Last in the file: the purity scan stops at the first test cfg.
+#[cfg(test)]
+mod test_rig;
