@@ -1,4 +1,5 @@
 //! Criterion bench of the engine hot path: invoke → poll until idle →
+#![allow(missing_docs)] // criterion_group! generates undocumented items
 //! output, for a 1-op graph and a chain of 100 PassThrough ops.
 
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};

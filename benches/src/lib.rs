@@ -47,9 +47,7 @@ pub fn invoke_to_output(node: &mut Node, x: u64) -> Option<u64> {
             } = step
             {
                 if done == exec {
-                    out = outputs
-                        .first()
-                        .and_then(|(_, v)| value_u64(v.as_ref()));
+                    out = outputs.first().and_then(|(_, v)| value_u64(v.as_ref()));
                 }
             }
         }

@@ -8,11 +8,12 @@
 //! completion sink, and the resource handle each op receives while it runs.
 //!
 //! # The driving rule
-//! Inputs enter through `handle_*` / `deliver_*` methods and through the
-//! thread-safe [`IngressQueue`] and [`CompletionSink`]; outputs come only from
-//! `poll`, which takes the current time as an argument and returns the steps
-//! of one cycle. **After every input, poll until idle**, then sleep until
-//! the next deadline the Node reports or until its ingress wakes you.
+//! Inputs enter a [`Node`] through [`Node::invoke`], the `deliver_*`
+//! methods and the thread-safe [`IngressQueue`] and [`CompletionSink`];
+//! outputs come only from [`Node::poll`], which takes the current time as an
+//! argument and returns the [`Step`]s of one cycle. **After every input,
+//! poll until [`Node::has_work`] is false**, then sleep until
+//! [`Node::next_deadline`] or until the ingress wakes you.
 //!
 //! # Purity
 //! No function in this crate reads a clock, spawns a thread or touches the

@@ -221,6 +221,13 @@ impl Framework {
         }
     }
 
+    /// Forgets per-execution state (the `Any` and `DeadlineMatch` latches)
+    /// of an execution that has ended, so those tables do not grow.
+    pub fn end_execution(&mut self, exec: ExecId) {
+        self.any_latches.clear_exec(exec);
+        self.deadline_match.clear_exec(exec);
+    }
+
     /// Event-source subscriptions (the engine subscribes source ops at start).
     pub fn event_source_mut(&mut self) -> &mut EventSource {
         &mut self.event_source

@@ -236,3 +236,27 @@ fn syscall_ops_live_in_the_syscall_domain() {
     b.output(y, "y");
     assert_eq!(b.build().unwrap().ops[0].domain, SYSCALL_DOMAIN);
 }
+
+#[test]
+fn per_execution_latches_are_released_when_the_execution_ends() {
+    // With room for a single latch, a second execution can only fire its
+    // `Any` if the first execution's latch was cleared when it ended.
+    let mut b = GraphBuilder::new("any");
+    let x = b.input("x");
+    let y = b.syscall("Any", [x]).attr("group", "first").output();
+    b.output(y, "y");
+    let mut config = NodeConfig::default();
+    config.framework.latches.max_latches = 1;
+    let mut node = Node::builder(PeerId::new(1))
+        .graph(b.build().unwrap())
+        .config(config)
+        .build()
+        .unwrap();
+    for x in 0..3 {
+        node.invoke(SiteId::new(0), vec![("x".into(), u64v(x))])
+            .unwrap();
+        let steps = drive(&mut node, 0);
+        assert!(failures(&steps).is_empty(), "{:?}", failures(&steps));
+        assert_eq!(finished(&steps)[0].1, vec![("y".into(), Some(x))]);
+    }
+}

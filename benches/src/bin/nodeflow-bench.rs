@@ -40,7 +40,10 @@ unsafe impl GlobalAlloc for Counting {
     }
 
     unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        LIVE.fetch_add(new_size as isize - layout.size() as isize, Ordering::Relaxed);
+        LIVE.fetch_add(
+            new_size as isize - layout.size() as isize,
+            Ordering::Relaxed,
+        );
         // SAFETY: forwarded unchanged (see the impl's SAFETY note).
         unsafe { System.realloc(ptr, layout, new_size) }
     }
@@ -66,7 +69,9 @@ fn main() -> ExitCode {
             .and_then(|chain| Ok((chain, flag("--seconds", 3)?)))
             .map(|(chain, seconds)| engine(chain as usize, seconds)),
         Some("idle") => flag("--nodes", 1_000).map(|nodes| idle(nodes as usize)),
-        _ => Err("usage: nodeflow-bench engine [--chain K] [--seconds S] | idle [--nodes N]".into()),
+        _ => {
+            Err("usage: nodeflow-bench engine [--chain K] [--seconds S] | idle [--nodes N]".into())
+        }
     };
     match result {
         Ok(line) => {
@@ -93,7 +98,8 @@ fn engine(chain: usize, seconds: u64) -> String {
         for _ in 0..1_000 {
             invokes += 1;
             if invoke_to_output(&mut node, invokes) != Some(invokes) {
-                return serde_json::json!({"scenario": "engine", "error": "wrong output"}).to_string();
+                return serde_json::json!({"scenario": "engine", "error": "wrong output"})
+                    .to_string();
             }
         }
     }

@@ -502,7 +502,9 @@ pub struct NodeStats {
     pub polls: u64,
 }
 
-/// A sans-IO Node. See the [module docs](self) for the driving rule.
+/// A sans-IO Node: installed graphs, their executions and the framework
+/// state ops use. Drive it by the rule in the [crate docs](crate): after
+/// every input, poll until [`Node::has_work`] is false.
 pub struct Node {
     peer: PeerId,
     config: NodeConfig,
@@ -1305,7 +1307,9 @@ impl Node {
             .and_then(Vec::pop)
             .unwrap_or_default();
         buffers.values.clear();
-        buffers.values.resize_with(graph.topo.value_count(), || None);
+        buffers
+            .values
+            .resize_with(graph.topo.value_count(), || None);
         buffers.reads_left.clear();
         buffers.reads_left.extend_from_slice(&graph.port_reads);
         buffers.missing.clear();
@@ -1387,9 +1391,20 @@ impl Node {
             let op_ref = compiled.op_ref;
             match (value, graph.topo.op_outputs(ready.op).first()) {
                 (Some(value), Some(Some(index))) => {
-                    write_value(exec, graph, index.index(), value, ready.slot, ready.gen, &mut self.frontier);
+                    write_value(
+                        exec,
+                        graph,
+                        index.index(),
+                        value,
+                        ready.slot,
+                        ready.gen,
+                        &mut self.frontier,
+                    );
                     if self.config.trace_ops {
-                        self.steps.push(Step::OpCompleted { exec: exec_id, op: op_ref });
+                        self.steps.push(Step::OpCompleted {
+                            exec: exec_id,
+                            op: op_ref,
+                        });
                     }
                 }
                 (Some(_), _) => {}
@@ -1398,7 +1413,11 @@ impl Node {
                     self.steps.push(Step::OpFailed {
                         exec: exec_id,
                         op: op_ref,
-                        error: OpError::new(OpErrorKind::InvalidInput, "input.missing", "input 0 is absent"),
+                        error: OpError::new(
+                            OpErrorKind::InvalidInput,
+                            "input.missing",
+                            "input 0 is absent",
+                        ),
                     });
                 }
             }
@@ -1672,6 +1691,7 @@ impl Node {
                 None => missing.push(info.name.clone()),
             }
         }
+        self.framework.end_execution(exec.id);
         // Taking the charges out releases them exactly once, below.
         let charges = std::mem::take(&mut exec.charges);
         let site_index = exec.site.as_u32() as usize;
