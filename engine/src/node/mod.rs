@@ -56,7 +56,9 @@ use crate::component::{Component, DispatchResult, OpError, OpErrorKind, OpInputs
 use crate::framework::TimerId;
 use crate::graph::Graph;
 use crate::ids::{CommandId, ComponentRef, EventKind, ExecId, IdCounter, OpRef, PeerId, SiteId};
-use crate::ingress::{CompletionPayload, IngressConfig, IngressEvent, IngressQueue, PushError};
+use crate::ingress::{
+    CompletionPayload, IngressConfig, IngressEvent, IngressQueue, Lane, PushError,
+};
 use crate::runtime::{
     AppOutput, ComponentsView, CurrentCallCtx, Framework, FrameworkConfig, InboundCtx,
     PendingCompletion, TimerEvent,
@@ -220,6 +222,8 @@ impl NodeBuilder {
             scratch_inputs: Vec::new(),
             scratch_outputs: Vec::new(),
             scratch_completions: Vec::new(),
+            scratch_indexed: Vec::new(),
+            staged: VecDeque::new(),
             on_trigger: HashMap::new(),
             bootstrap_queue,
             bootstrap_live: None,
@@ -529,6 +533,10 @@ pub struct Node {
     scratch_inputs: Vec<Option<Box<dyn SlotValue>>>,
     scratch_outputs: Vec<Box<dyn SlotValue>>,
     scratch_completions: Vec<PendingCompletion>,
+    scratch_indexed: Vec<(u32, Box<dyn SlotValue>)>,
+    /// Ingress events taken off the mailbox but not yet handled (a snapshot
+    /// moves queued mail here so it can be captured); drained first.
+    staged: VecDeque<IngressEvent>,
     on_trigger: HashMap<EventKind, Vec<OpRef>>,
     bootstrap_queue: VecDeque<SiteId>,
     bootstrap_live: Option<ExecId>,
@@ -713,6 +721,7 @@ impl Node {
         !self.started
             || !self.frontier.is_empty()
             || !self.completions.is_empty()
+            || !self.staged.is_empty()
             || self.ingress.control_len() > 0
             || (self.ingress.data_len() > 0 && self.is_bootstrapped())
             || !self.bus.is_empty()
@@ -817,10 +826,17 @@ impl Node {
         for _ in 0..self.config.ingress_per_poll {
             // Data-lane events wait until bootstrap graphs are done; the
             // control lane always drains (bootstrap ops may be parked).
-            let event = if self.is_bootstrapped() {
-                self.ingress.try_pop()
-            } else {
-                self.ingress.try_pop_control()
+            let bootstrapped = self.is_bootstrapped();
+            let staged = match self.staged.front() {
+                Some(event) if bootstrapped || event.lane() == Lane::Control => {
+                    self.staged.pop_front()
+                }
+                _ => None,
+            };
+            let event = match staged {
+                Some(event) => Some(event),
+                None if bootstrapped => self.ingress.try_pop(),
+                None => self.ingress.try_pop_control(),
             };
             let Some(event) = event else { return };
             self.handle_ingress(event, now_ns);
@@ -1202,15 +1218,14 @@ impl Node {
             .graphs
             .get(site.as_u32() as usize)
             .ok_or(InvokeError::UnknownSite(site))?;
-        let mut indexed = Vec::with_capacity(inputs.len());
+        let mut indexed = std::mem::take(&mut self.scratch_indexed);
+        indexed.clear();
         let mut bytes = 0usize;
         for (name, value) in inputs {
-            let index = graph
-                .input_index(&name)
-                .ok_or_else(|| InvokeError::UnknownInput {
-                    site,
-                    name: name.clone(),
-                })?;
+            let Some(index) = graph.input_index(&name) else {
+                self.scratch_indexed = indexed;
+                return Err(InvokeError::UnknownInput { site, name });
+            };
             bytes = bytes.saturating_add(value.heap_bytes());
             indexed.push((index, value));
         }
@@ -1218,6 +1233,7 @@ impl Node {
             for (position, input) in graph.graph.inputs.iter().enumerate() {
                 let index = graph.topo.graph_inputs()[position].as_u32();
                 if !indexed.iter().any(|(i, _)| *i == index) {
+                    self.scratch_indexed = indexed;
                     return Err(InvokeError::MissingInput {
                         site,
                         name: input.name.clone(),
@@ -1225,24 +1241,36 @@ impl Node {
                 }
             }
         }
-        let charge = self
-            .budget
-            .try_charge(bytes)
-            .map_err(|e| InvokeError::Budget {
-                requested: e.requested,
-                in_use: e.in_use,
-                limit: e.limit,
-            })?;
-        let (slot, gen) = self
-            .start_execution(site, origin, inbound, None)
-            .map_err(|_| InvokeError::TooManyExecutions {
-                live: self.live,
-                cap: self.config.max_executions,
-            })?;
+        // Values without heap bytes cost the budget nothing: skip the charge.
+        let charge = if bytes == 0 {
+            None
+        } else {
+            match self.budget.try_charge(bytes) {
+                Ok(charge) => Some(charge),
+                Err(e) => {
+                    self.scratch_indexed = indexed;
+                    return Err(InvokeError::Budget {
+                        requested: e.requested,
+                        in_use: e.in_use,
+                        limit: e.limit,
+                    });
+                }
+            }
+        };
+        let (slot, gen) = match self.start_execution(site, origin, inbound, None) {
+            Ok(started) => started,
+            Err(_) => {
+                self.scratch_indexed = indexed;
+                return Err(InvokeError::TooManyExecutions {
+                    live: self.live,
+                    cap: self.config.max_executions,
+                });
+            }
+        };
         let exec = exec_slot(&mut self.execs, slot, gen).expect("just started");
-        exec.charges.push(charge);
+        exec.charges.extend(charge);
         let graph = &self.graphs[site.as_u32() as usize];
-        for (index, value) in indexed {
+        for (index, value) in indexed.drain(..) {
             write_value(
                 exec,
                 graph,
@@ -1253,6 +1281,7 @@ impl Node {
                 &mut self.frontier,
             );
         }
+        self.scratch_indexed = indexed;
         let id = exec.id;
         self.finish_if_idle(slot);
         Ok(id)
@@ -1682,7 +1711,7 @@ impl Node {
         self.live -= 1;
         self.stats.executions_finished += 1;
         let graph = &self.graphs[exec.site.as_u32() as usize];
-        let mut outputs = Vec::new();
+        let mut outputs = Vec::with_capacity(graph.graph.outputs.len());
         let mut missing = Vec::new();
         for (position, info) in graph.graph.outputs.iter().enumerate() {
             let index = graph.topo.graph_outputs()[position].index();
