@@ -228,6 +228,56 @@ impl Framework {
         self.deadline_match.clear_exec(exec);
     }
 
+    /// Per-peer back-off (advisories from notices, resets from clears).
+    pub(crate) fn backoff_mut(&mut self) -> &mut BackoffTable {
+        &mut self.backoff
+    }
+
+    /// Receiver-side overload tracking.
+    pub(crate) fn backpressure_mut(&mut self) -> &mut BackpressureTracker {
+        &mut self.backpressure
+    }
+
+    /// Peer policy and health.
+    pub(crate) fn governor_mut(&mut self) -> &mut PeerGovernor {
+        &mut self.governor
+    }
+
+    /// In-flight wire requests.
+    pub(crate) fn requests_mut(&mut self) -> &mut RequestTracker {
+        &mut self.requests
+    }
+
+    /// Round-trip estimates.
+    pub(crate) fn rtt_mut(&mut self) -> &mut RttTracker {
+        &mut self.rtt
+    }
+
+    /// Inbound request dedup window.
+    pub(crate) fn dedup_mut(&mut self) -> &mut InboundDedup {
+        &mut self.dedup
+    }
+
+    /// Round-trip estimates (read-only), e.g. for the host's metrics.
+    pub fn rtt(&self) -> &RttTracker {
+        &self.rtt
+    }
+
+    /// Peer policy and health (read-only).
+    pub fn governor(&self) -> &PeerGovernor {
+        &self.governor
+    }
+
+    /// Back-off state (read-only).
+    pub fn backoff(&self) -> &BackoffTable {
+        &self.backoff
+    }
+
+    /// In-flight wire requests (read-only).
+    pub fn requests(&self) -> &RequestTracker {
+        &self.requests
+    }
+
     /// Event-source subscriptions (the engine subscribes source ops at start).
     pub fn event_source_mut(&mut self) -> &mut EventSource {
         &mut self.event_source

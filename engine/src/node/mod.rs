@@ -25,8 +25,8 @@
 //! 3. **bus routing**: bus events start executions of their event-source
 //!    subscribers and are reported;
 //! 4. **matured timers**: trigger ticks, timed completions;
-//! 5. **deadline expiry**: parked ops past their deadline fail with
-//!    [`Step::Timeout`];
+//! 5. **deadline expiry**: wire requests past their deadline fail their
+//!    `Send` op with [`Step::Timeout`] and count against the peer's health;
 //! 6. **completions**: results resume their parked ops;
 //! 7. **frontier** again (so a completion's consumers run in the same poll);
 //! 8. **outbound**: queued envelopes leave as [`Step::SendEnvelope`].
@@ -53,7 +53,7 @@ use install::{install, CompiledGraph, Dispatch, GraphEntry};
 use crate::budget::{ByteBudget, ByteCharge};
 use crate::bus::{AppIngressErrorKind, AppIngressSource, NodeEvent, TypedBus};
 use crate::component::{Component, DispatchResult, OpError, OpErrorKind, OpInputs, OpOutputs};
-use crate::framework::TimerId;
+use crate::framework::{BackpressureAction, GovernorError, HealthTransition, TimerId};
 use crate::graph::Graph;
 use crate::ids::{CommandId, ComponentRef, EventKind, ExecId, IdCounter, OpRef, PeerId, SiteId};
 use crate::ingress::{
@@ -66,7 +66,9 @@ use crate::runtime::{
 use crate::sync::Arc;
 use crate::syscall::{dispatch_syscall, trigger_value, Syscall, TriggerSource};
 use crate::value::{BytesValue, NamedValues, PeerIdValue, SlotValue, ValueLimits, ValueRegistry};
-use crate::wire::{decode_envelope, decode_payload, Envelope, FillTarget, WireLimits};
+use crate::wire::{
+    decode_envelope, decode_payload, Envelope, EnvelopeKind, FillTarget, WireLimits,
+};
 
 /// Caps and settings of one Node. Every field has a documented default.
 #[derive(Clone, Debug)]
@@ -716,7 +718,40 @@ impl Node {
         Ok(())
     }
 
+    /// Refuses all traffic from `peer` (inbound envelopes and `Send`s to it).
+    pub fn block_peer(&mut self, peer: PeerId) -> Result<(), GovernorError> {
+        self.framework.governor_mut().block(peer)
+    }
+
+    /// Lifts a block; `false` if `peer` was not blocked.
+    pub fn unblock_peer(&mut self, peer: PeerId) -> bool {
+        self.framework.governor_mut().unblock(peer)
+    }
+
+    /// Adds `peer` to the allow list (used in allow-list mode).
+    pub fn allow_peer(&mut self, peer: PeerId) -> Result<(), GovernorError> {
+        self.framework.governor_mut().allow(peer)
+    }
+
+    /// Removes `peer` from the allow list; `false` if it was not on it.
+    pub fn disallow_peer(&mut self, peer: PeerId) -> bool {
+        self.framework.governor_mut().disallow(peer)
+    }
+
+    /// In allow-list mode only allowed peers may talk to this Node.
+    pub fn set_allowlist_mode(&mut self, on: bool) {
+        self.framework.governor_mut().set_allowlist_mode(on);
+    }
+
+    /// The Node's framework primitives (read-only), for metrics and tests.
+    pub fn framework(&self) -> &Framework {
+        &self.framework
+    }
+
     /// Whether a poll now would do work (ready ops, queued mail or results).
+    ///
+    /// Timers are not counted here, since they depend on the time: a host
+    /// also polls once its clock reaches [`Node::next_deadline`].
     pub fn has_work(&self) -> bool {
         !self.started
             || !self.frontier.is_empty()
@@ -743,6 +778,7 @@ impl Node {
         self.run_frontier(now_ns, &mut budget);
         self.route_bus(now_ns);
         self.fire_timers(now_ns);
+        self.expire_requests(now_ns);
         self.apply_completions(now_ns);
         self.run_frontier(now_ns, &mut budget);
         if budget == 0 && !self.frontier.is_empty() {
@@ -838,8 +874,11 @@ impl Node {
                 None if bootstrapped => self.ingress.try_pop(),
                 None => self.ingress.try_pop_control(),
             };
-            let Some(event) = event else { return };
+            let Some(event) = event else { break };
             self.handle_ingress(event, now_ns);
+        }
+        if self.framework.backpressure_mut().is_overloaded() {
+            self.note_recovery(now_ns);
         }
     }
 
@@ -931,9 +970,47 @@ impl Node {
         }
     }
 
-    /// Delivers an envelope's fills: one execution per target site.
+    /// Handles one inbound envelope: responses resume their request,
+    /// back-off notices and clears update the back-off table, data fills
+    /// start one execution per target site.
     fn receive(&mut self, envelope: Envelope, now_ns: u64) {
         let from = envelope.src;
+        let governor = self.framework.governor();
+        if governor.is_blocked(from) || (governor.allowlist_mode() && !governor.is_allowed(from)) {
+            self.receive_failed(Some(from), format!("{from} is refused by peer policy"));
+            return;
+        }
+        match envelope.kind {
+            EnvelopeKind::Response => return self.receive_response(envelope, now_ns),
+            EnvelopeKind::BackoffNotice { retry_after_ns } => {
+                self.framework
+                    .backoff_mut()
+                    .apply_advisory(from, retry_after_ns, now_ns);
+                // A built-in kind: the bus never refuses it.
+                let _ = self.bus.publish(NodeEvent::BackoffNotice {
+                    peer: from,
+                    retry_after_ns,
+                });
+                return;
+            }
+            EnvelopeKind::BackoffClear => {
+                self.framework.backoff_mut().record_success(from);
+                return;
+            }
+            EnvelopeKind::Request => {
+                if let Some(token) = envelope.wire_req_id {
+                    if !self.framework.dedup_mut().check_and_insert(from, token) {
+                        self.receive_failed(
+                            Some(from),
+                            format!("duplicate request {token} from {from} dropped"),
+                        );
+                        return;
+                    }
+                }
+            }
+            EnvelopeKind::OneWay => {}
+        }
+        self.note_load(from, now_ns);
         let inbound = InboundCtx {
             src_peer: Some(from),
             wire_req_id: envelope.wire_req_id,
@@ -973,6 +1050,125 @@ impl Node {
             {
                 self.receive_failed(Some(from), err.to_string());
             }
+        }
+    }
+
+    /// Resumes the `Send` op waiting for this response, and learns from it.
+    fn receive_response(&mut self, envelope: Envelope, now_ns: u64) {
+        let from = envelope.src;
+        let Some(token) = envelope.wire_req_id else {
+            self.receive_failed(Some(from), "a response without a correlation token".into());
+            return;
+        };
+        match self.framework.requests().peek(token) {
+            Some(pending) if pending.target.peer == from => {}
+            Some(_) => {
+                self.receive_failed(
+                    Some(from),
+                    format!("response {token} came from {from}, not from the peer asked"),
+                );
+                return;
+            }
+            None => {
+                self.receive_failed(
+                    Some(from),
+                    format!("response {token} matches no request in flight (late or duplicate)"),
+                );
+                return;
+            }
+        }
+        let Some(pending) = self.framework.requests_mut().resolve(token) else {
+            return;
+        };
+        let elapsed = now_ns.saturating_sub(pending.sent_at_ns);
+        self.framework
+            .rtt_mut()
+            .observe_round_trip(pending.target, None, elapsed, now_ns);
+        if let Some(HealthTransition::CameUp(peer)) =
+            self.framework.governor_mut().record_success(from, now_ns)
+        {
+            let _ = self.bus.publish(NodeEvent::PeerCameUp { peer });
+        }
+        let completion = match envelope.fills.into_iter().next() {
+            None => Completion::Values {
+                cmd: pending.cmd,
+                results: Vec::new(),
+                charge: None,
+            },
+            Some(fill) => {
+                let value = match fill.payload {
+                    crate::wire::Payload::Value(value) => Ok(value),
+                    payload => decode_payload(&payload, &self.registry, &self.config.values),
+                };
+                match value {
+                    Ok(value) => Completion::Values {
+                        cmd: pending.cmd,
+                        results: vec![(String::new(), value)],
+                        charge: None,
+                    },
+                    Err(err) => Completion::Failed {
+                        cmd: pending.cmd,
+                        detail: format!("the response from {from} could not be decoded: {err}"),
+                    },
+                }
+            }
+        };
+        self.completions.push_back(completion);
+    }
+
+    /// Emits a back-off notice to `from` when the data lane is at its
+    /// high-water mark.
+    fn note_load(&mut self, from: PeerId, now_ns: u64) {
+        let depth = self.ingress.data_len();
+        let capacity = self.ingress.data_capacity().max(1);
+        let high_water = self
+            .framework
+            .backpressure_mut()
+            .config()
+            .high_water_percent;
+        if (depth as u128) * 100 < (capacity as u128) * u128::from(high_water) {
+            return;
+        }
+        let action = self
+            .framework
+            .backpressure_mut()
+            .on_refused(from, depth, capacity, now_ns);
+        if let BackpressureAction::SendNotice { to, retry_after_ns } = action {
+            let notice = Envelope::new(
+                self.peer,
+                to,
+                EnvelopeKind::BackoffNotice { retry_after_ns },
+            );
+            self.framework.outbound().push(notice);
+        }
+    }
+
+    /// Tells every sender that got a notice that the overload is over.
+    fn note_recovery(&mut self, now_ns: u64) {
+        let depth = self.ingress.data_len();
+        let capacity = self.ingress.data_capacity().max(1);
+        let recovered = self
+            .framework
+            .backpressure_mut()
+            .observe_depth(depth, capacity, now_ns);
+        for peer in recovered {
+            let clear = Envelope::new(self.peer, peer, EnvelopeKind::BackoffClear);
+            self.framework.outbound().push(clear);
+        }
+    }
+
+    /// Phase 5: wire requests past their deadline fail their `Send` op and
+    /// count as a failure of the peer asked.
+    fn expire_requests(&mut self, now_ns: u64) {
+        for request in self.framework.requests_mut().drain_expired(now_ns) {
+            if let Some(HealthTransition::WentDown(peer)) = self
+                .framework
+                .governor_mut()
+                .record_failure(request.target.peer, now_ns)
+            {
+                let _ = self.bus.publish(NodeEvent::PeerWentDown { peer });
+            }
+            self.expire(request.cmd);
         }
     }
 
@@ -1052,6 +1248,9 @@ impl Node {
         let Some(parked) = self.parked.remove(&cmd) else {
             return;
         };
+        if let Some(timer) = parked.timer {
+            self.framework.scheduler().cancel(timer);
+        }
         self.deferred.remove(&cmd);
         self.stats.timeouts += 1;
         self.stats.ops_failed += 1;

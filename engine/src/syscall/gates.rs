@@ -148,14 +148,14 @@ fn rx_ports(spec: &OpSpec<'_>) -> Result<(), SyscallParseError> {
     spec.outputs(Count::One)
 }
 
-fn resolve(source: PeerSource, inputs: &OpInputs<'_>) -> Result<PeerId, OpError> {
+pub(super) fn resolve(source: PeerSource, inputs: &OpInputs<'_>) -> Result<PeerId, OpError> {
     match source {
         PeerSource::Attribute(peer) => Ok(peer),
         PeerSource::Input => Ok(inputs.get_as::<PeerIdValue>(1)?.0),
     }
 }
 
-fn admit(ctx: &mut RuntimeResourceRef<'_>, peer: PeerId) -> Result<(), OpError> {
+pub(super) fn admit(ctx: &mut RuntimeResourceRef<'_>, peer: PeerId) -> Result<(), OpError> {
     let Err(refusal) = ctx.peers.governor.admit(peer) else {
         return Ok(());
     };

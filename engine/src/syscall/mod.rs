@@ -26,7 +26,7 @@
 //! | gates        | `PeerHealthGate.*`, `BackoffGate.*`, `DedupGate.Rx`                 | [`GateSyscall`]             |
 //! | peers        | `AddressBook.Insert`, `AddressBook.InsertMany`, `AddressBook.Lookup` | [`PeersSyscall`]           |
 //!
-//! Wire `Send` / `Recv` are the engine's own and are not parsed here.
+//! Wire `Send` / `Reply` live in `wire.rs`; the engine routes their responses.
 //!
 //! "Writes nothing" in the tables means the op completes
 //! ([`DispatchResult::Immediate`]) with no output written: its consumers do
@@ -46,6 +46,7 @@ mod structural;
 mod telemetry;
 mod timing;
 mod triggers;
+mod wire;
 
 pub use composite::*;
 pub use coordination::*;
@@ -53,6 +54,7 @@ pub use gates::*;
 pub use peers::*;
 pub use telemetry::*;
 pub use timing::*;
+pub use wire::*;
 
 use crate::component::{DispatchResult, OpError, OpErrorKind, OpInputs, OpOutputs};
 use crate::framework::LatchError;
@@ -97,6 +99,8 @@ pub enum Syscall {
     Gate(GateSyscall),
     /// Address-book access; see [`PeersSyscall`].
     Peers(PeersSyscall),
+    /// Sending to other Nodes and answering requests; see [`WireSyscall`].
+    Wire(WireSyscall),
 }
 
 /// How the engine starts executions from a trigger-source op.
@@ -202,6 +206,9 @@ impl Syscall {
         if let Some(parsed) = PeersSyscall::parse(&spec) {
             return parsed.map(Self::Peers);
         }
+        if let Some(parsed) = WireSyscall::parse(&spec) {
+            return parsed.map(Self::Wire);
+        }
         Err(SyscallParseError::UnknownOp {
             op: op.name.clone(),
             op_type: op.op_type.clone(),
@@ -244,6 +251,7 @@ pub fn dispatch_syscall(
         Syscall::Composite(op) => op.dispatch(inputs, outputs),
         Syscall::Gate(op) => op.dispatch(ctx, inputs, outputs),
         Syscall::Peers(op) => op.dispatch(ctx, inputs, outputs),
+        Syscall::Wire(op) => op.dispatch(ctx, inputs, outputs),
     }
 }
 

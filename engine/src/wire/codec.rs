@@ -376,6 +376,7 @@ enum WireTarget<'a> {
         #[serde(borrow)]
         op: WireBytes<'a>,
     },
+    Response,
 }
 
 /// A byte string borrowed from the input (serde's `&[u8]` would be a
@@ -435,6 +436,7 @@ fn write_envelope(
         let name_len = match &fill.target {
             FillTarget::Site { input, .. } => input.len(),
             FillTarget::ComponentOp { op, .. } => op.len(),
+            FillTarget::Response => 0,
         };
         if name_len > limits.max_name_bytes {
             return Err(WireEncodeError::NameTooLong {
@@ -587,6 +589,7 @@ fn own_fill(raw: &WireFill<'_>, limits: &WireLimits) -> Result<Fill, FillError> 
             component: ComponentRef::new(*component),
             op: name(op.0)?,
         },
+        WireTarget::Response => FillTarget::Response,
     };
     Ok(Fill {
         target,
@@ -634,6 +637,7 @@ impl<'a> From<&'a FillTarget> for WireTarget<'a> {
                 component: component.as_u32(),
                 op: WireBytes(op.as_bytes()),
             },
+            FillTarget::Response => Self::Response,
         }
     }
 }

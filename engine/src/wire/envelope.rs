@@ -136,6 +136,9 @@ pub enum FillTarget {
         /// The graph input's value name.
         input: String,
     },
+    /// The answer to a request: routed by the envelope's correlation token
+    /// to the op that sent the request.
+    Response,
     /// Control plane: an op of a bound component.
     ComponentOp {
         /// The component.
