@@ -754,6 +754,31 @@ pub(crate) struct FrameworkHoldersMut<'a> {
 impl Framework {
     /// A copy of every serde-encodable primitive.
     pub(crate) fn serde_state(&self) -> FrameworkState {
+        // Every field is named so that a new primitive cannot be forgotten
+        // by snapshots: `_` marks what is captured elsewhere.
+        let Framework {
+            gate: _,
+            backoff: _,
+            governor: _,
+            addresses: _,
+            backpressure: _,
+            outbound: _,                  // value by value (`holders`)
+            outbound_dropped_reported: _, // restarts with the queue's stats
+            rtt: _,
+            requests: _,
+            dedup: _,
+            peer_resolve_failures: _,
+            scheduler: _,
+            serialize_queue: _, // value by value (`holders`)
+            hold_table: _,      // value by value (`holders`)
+            record_buffer: _,   // value by value (`holders`)
+            event_source: _,
+            counters: _,
+            any_latches: _,
+            deadline_match: _,
+            rng: _,
+            app_outputs: _, // empty between polls (checked)
+        } = self;
         FrameworkState {
             gate: self.gate.clone(),
             backoff: self.backoff.clone(),

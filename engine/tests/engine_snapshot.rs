@@ -10,11 +10,12 @@
 
 mod common;
 
-use common::{drive, u64v};
+use common::{drive, finished, u64v, Math};
 use nodeflow_engine::{
-    BytesValue, Component, DispatchResult, Envelope, EnvelopeKind, Fill, Graph, GraphBuilder,
-    Incarnation, IngressEvent, LocalOpId, Node, NodeBuilder, OpError, OpErrorKind, OpInputs,
-    OpOutputs, Payload, PeerId, RuntimeResourceRef, SiteId, Step, U64Value,
+    completion_sink, BytesValue, CompletionHandle, Component, DispatchResult, Envelope,
+    EnvelopeKind, Fill, Graph, GraphBuilder, Incarnation, IngressEvent, LocalOpId, Node,
+    NodeBuilder, OpError, OpErrorKind, OpInputs, OpOutputs, Payload, PeerId, RuntimeResourceRef,
+    SiteId, Step, U64Value,
 };
 
 /// `DelayAdd` parks and completes `x + 1` 300 ns later; `Add` returns
@@ -263,4 +264,39 @@ fn a_snapshot_of_an_idle_restored_node_restores_again() {
     let twice = builder().restore(&once.snapshot().unwrap()).unwrap();
     assert_eq!(twice.incarnation(), Incarnation::new(2));
     assert_eq!(twice.next_deadline(), node.next_deadline());
+}
+
+#[test]
+fn a_handle_parked_op_resumes_through_the_restored_nodes_ingress() {
+    let build = |math: &Math| {
+        let mut b = GraphBuilder::new("later");
+        let x = b.input("x");
+        let y = b.op("Later", [x]).domain("math").output();
+        b.output(y, "y");
+        Node::builder(PeerId::new(1))
+            .component("math", Box::new(math.clone()))
+            .graph(b.build().unwrap())
+    };
+    let math = Math::default();
+    let mut node = build(&math).build().unwrap();
+    let exec = node
+        .invoke(SiteId::new(0), vec![("x".into(), u64v(1))])
+        .unwrap();
+    drive(&mut node, 0);
+    let bytes = node.snapshot().unwrap();
+    let old = math.handles.lock().pop().unwrap();
+
+    let mut restored = build(&Math::default()).restore(&bytes).unwrap();
+    assert_eq!(restored.stats().parked, 1);
+    // The worker's handle points at the old Node's mailbox; the host
+    // re-targets the command at the restored Node's ingress.
+    let handle: CompletionHandle<u64, String> =
+        CompletionHandle::new(old.cmd_id(), completion_sink(restored.ingress()));
+    handle.complete(&77).unwrap();
+    let done = finished(&drive(&mut restored, 10));
+    assert_eq!(done.len(), 1);
+    assert_eq!(done[0].0, exec);
+    assert!(done[0].2.is_empty(), "the completion filled `y`");
+    assert_eq!(restored.budget().in_use(), 0);
+    drop(old);
 }

@@ -149,11 +149,68 @@ pub enum RestoreError {
 }
 
 impl Node {
-    /// Captures everything needed to resume this Node (see the
-    /// [module docs](self)). Call it between polls, once
-    /// [`Node::has_work`] is false or after any poll: queued mail is moved
-    /// into the Node's staging queue first, so it is captured too.
+    /// Captures everything needed to resume this Node, as versioned bytes
+    /// for [`NodeBuilder::restore`].
+    ///
+    /// Call it between polls (after a poll's steps are consumed); queued
+    /// mail is first moved off the mailbox into the Node's staging queue,
+    /// where it is captured and still handled first, in order.
+    ///
+    /// Captured: executions in flight (values, frontier, parked ops and
+    /// their deadlines), timed and ready completions, queued ingress, every
+    /// framework primitive (timers, peer tables, RNG, latches, hold /
+    /// serialize / record values, outbound envelopes), bootstrap progress,
+    /// trigger subscriptions, id counters, the incarnation and each
+    /// component's [`Component::snapshot_state`](crate::Component::snapshot_state).
+    /// Not captured: graphs, components' code and the config (the restoring
+    /// builder supplies them), [`NodeStats`](super::NodeStats) and the
+    /// counters of the mailbox, bus, byte budget and the three value holders
+    /// (they restart), whether the mailbox was closed, and completion
+    /// handles held by other threads (they still point at this Node's
+    /// mailbox: route their results to the restored Node's ingress).
+    ///
+    /// # Errors
+    /// [`SnapshotError::NotEncodable`] names a value without a byte form,
+    /// [`SnapshotError::Component`] a component that could not save itself,
+    /// [`SnapshotError::Undrained`] bus events or app outputs that a poll
+    /// has not routed yet. Nothing is dropped on failure.
     pub fn snapshot(&mut self) -> Result<Vec<u8>, SnapshotError> {
+        // Every field is named so that a new one cannot be forgotten here:
+        // `_` marks state that is rebuilt rather than captured.
+        let Node {
+            peer: _,
+            config: _,              // supplied by the restoring builder
+            graphs: _,              // fingerprinted, supplied by the builder
+            components: _,          // state via `snapshot_state`
+            slots: _,               // supplied by the builder
+            framework: _,           // serde state + value holders
+            bus: _,                 // must be empty (checked below)
+            ingress: _,             // drained into `staged` below
+            budget: _,              // charges re-taken on restore
+            registry: _,            // supplied by the builder
+            execs: _,               // captured
+            free: _,                // captured
+            live: _,                // recomputed from `execs`
+            frontier: _,            // captured
+            parked: _,              // captured
+            deferred: _,            // captured
+            completions: _,         // captured
+            cmd_ids: _,             // captured
+            exec_ids: _,            // captured
+            steps: _,               // drained by every poll
+            scratch_inputs: _,      // empty between dispatches
+            scratch_outputs: _,     // empty between dispatches
+            scratch_completions: _, // empty between dispatches
+            scratch_indexed: _,     // empty between calls
+            staged: _,              // captured
+            on_trigger: _,          // captured
+            bootstrap_queue: _,     // captured
+            bootstrap_live: _,      // captured
+            started: _,             // captured
+            stats: _,               // not captured: counters restart
+            pool: _,                // a cache of free buffers
+            incarnation: _,         // captured
+        } = self;
         if !self.bus.is_empty() {
             return Err(SnapshotError::Undrained {
                 what: "bus events",
@@ -1546,5 +1603,58 @@ mod tests {
         assert_eq!(restored.budget().in_use(), held);
         finished_values(&mut restored, 1_000);
         assert_eq!(restored.budget().in_use(), 0);
+    }
+
+    #[test]
+    fn value_holders_and_outbound_envelopes_are_restored_value_by_value() {
+        let mut b = GraphBuilder::new("keep");
+        let x = b.input("x");
+        b.syscall("Hold.Stash", [x]).attr("slot", "h").finish();
+        b.syscall("Serialize.Enqueue", [x])
+            .attr("queue", "q")
+            .finish();
+        b.syscall("Record", [x]).attr("name", "rec").finish();
+        let keep = b.build().unwrap();
+        let build = || Node::builder(PeerId::new(1)).graph(keep.clone());
+        let mut node = build().build().unwrap();
+        for (now, v) in [(5, 1u64), (6, 2)] {
+            node.invoke(SiteId::new(0), vec![("x".into(), Box::new(U64Value(v)))])
+                .unwrap();
+            while node.has_work() {
+                node.poll(now).for_each(drop);
+            }
+        }
+        let envelope = Envelope::new(PeerId::new(1), PeerId::new(2), EnvelopeKind::Request)
+            .with_request_id(4)
+            .with_fill(Fill::site(SiteId::new(0), "x", Payload::value(U64Value(3))));
+        node.framework.outbound().push(envelope.clone());
+
+        let mut restored = build().restore(&node.snapshot().unwrap()).unwrap();
+        let holders = restored.framework.holders();
+        assert!(holders
+            .hold_table
+            .peek("h")
+            .is_some_and(|v| v.eq_value(&U64Value(2))));
+        let queued: Vec<_> = holders
+            .serialize_queue
+            .iter()
+            .map(|(_, v)| v.clone_value())
+            .collect();
+        assert_eq!(queued.len(), 2);
+        assert!(queued[0].eq_value(&U64Value(1)) && queued[1].eq_value(&U64Value(2)));
+        let records: Vec<u64> = holders
+            .record_buffer
+            .iter("rec")
+            .map(|r| r.recorded_at_ns)
+            .collect();
+        assert_eq!(records, vec![5, 6]);
+        let sent: Vec<Envelope> = restored
+            .poll(7)
+            .filter_map(|step| match step {
+                super::super::Step::SendEnvelope(e) => Some(e),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(sent, vec![envelope]);
     }
 }
