@@ -14,8 +14,8 @@ use common::{drive, finished, u64v, Math};
 use nodeflow_engine::{
     completion_sink, BytesValue, CompletionHandle, Component, DispatchResult, Envelope,
     EnvelopeKind, Fill, Graph, GraphBuilder, Incarnation, IngressEvent, LocalOpId, Node,
-    NodeBuilder, OpError, OpErrorKind, OpInputs, OpOutputs, Payload, PeerId, RuntimeResourceRef,
-    SiteId, Step, U64Value,
+    NodeBuilder, NodeConfig, OpError, OpErrorKind, OpInputs, OpOutputs, Payload, PeerId,
+    RuntimeResourceRef, SiteId, Step, U64Value,
 };
 
 /// `DelayAdd` parks and completes `x + 1` 300 ns later; `Add` returns
@@ -137,7 +137,12 @@ fn ticker() -> Graph {
 }
 
 fn builder() -> NodeBuilder {
+    builder_with(NodeConfig::default())
+}
+
+fn builder_with(config: NodeConfig) -> NodeBuilder {
     Node::builder(PeerId::new(1))
+        .config(config)
         .component("delay", Box::<Delay>::default())
         .graph(work())
         .graph(stash())
@@ -203,9 +208,15 @@ fn prefix(node: &mut Node) -> Vec<String> {
 
 /// Inputs after the snapshot point.
 fn suffix(node: &mut Node) -> Vec<String> {
+    suffix_with(node, |_| {})
+}
+
+/// Inputs after the snapshot point, calling `between` after every drive.
+fn suffix_with(node: &mut Node, mut between: impl FnMut(&mut Node)) -> Vec<String> {
     let mut out = Vec::new();
     for now in [100, 250, 300, 400, 500, 600, 800, 900, 1_000, 1_250, 1_500] {
         out.extend(log(drive(node, now)));
+        between(node);
     }
     node.invoke(SiteId::new(2), vec![("x".into(), u64v(0))])
         .unwrap();
@@ -253,6 +264,63 @@ fn a_restored_node_finishes_exactly_like_an_uninterrupted_one() {
     assert_eq!(restored.budget().in_use(), 0);
     assert_eq!(a.stats().live_executions, 0);
     assert_eq!(restored.stats().live_executions, 0);
+}
+
+#[test]
+fn restoring_after_every_drive_changes_nothing() {
+    let mut a = builder().build().unwrap();
+    prefix(&mut a);
+    let after_a = suffix(&mut a);
+
+    let mut b = builder().build().unwrap();
+    prefix(&mut b);
+    let mut restores = 0u32;
+    let after_b = suffix_with(&mut b, |node| {
+        let bytes = node.snapshot().unwrap();
+        *node = builder().restore(&bytes).unwrap();
+        restores += 1;
+    });
+    assert_eq!(after_a, after_b);
+    assert_eq!(b.incarnation(), Incarnation::new(restores));
+    assert_eq!(b.budget().in_use(), 0);
+}
+
+#[test]
+fn restoring_after_every_poll_mid_frontier_changes_nothing() {
+    // One op per poll: most snapshots hold ready ops on the frontier.
+    let config = NodeConfig {
+        ops_per_poll: 1,
+        ..NodeConfig::default()
+    };
+    let run = |restore: bool| {
+        let mut node = builder_with(config.clone()).build().unwrap();
+        let mut out = prefix(&mut node);
+        let (mut restores, mut mid) = (0u32, 0u32);
+        for now in [100, 300, 600, 900, 1_250] {
+            loop {
+                out.extend(log(node.poll(now).collect()));
+                if restore {
+                    mid += u32::from(node.has_work());
+                    let bytes = node.snapshot().unwrap();
+                    node = builder_with(config.clone()).restore(&bytes).unwrap();
+                    restores += 1;
+                }
+                if !node.has_work() {
+                    break;
+                }
+            }
+        }
+        (out, node.budget().in_use(), restores, mid)
+    };
+    let (plain, plain_bytes, _, _) = run(false);
+    let (restored, restored_bytes, restores, mid) = run(true);
+    assert!(
+        restores > 10 && mid > 5,
+        "{mid} of {restores} snapshots had work left"
+    );
+    assert!(plain.iter().any(|line| line.contains("Envelope")));
+    assert_eq!(plain, restored);
+    assert_eq!((plain_bytes, restored_bytes), (0, 0));
 }
 
 #[test]

@@ -1213,17 +1213,7 @@ fn validate(node: &Node, snap: &NodeSnapshot) -> Result<(), RestoreError> {
                 exec.id, exec.pending, refs[index]
             ));
         }
-        let reads_ok = exec
-            .reads_left
-            .iter()
-            .zip(&graph.port_reads)
-            .all(|(left, total)| left <= total);
-        let missing_ok = exec
-            .missing
-            .iter()
-            .enumerate()
-            .all(|(op, m)| *m <= graph.topo.required_inputs(op as u32));
-        if !reads_ok || !missing_ok {
+        if !counts_ok(graph, exec, index, &snap.parked) {
             return bad(format!("execution {} has impossible counts", exec.id));
         }
         if let OriginSnap::Timer { op } = exec.origin {
@@ -1265,6 +1255,54 @@ fn validate(node: &Node, snap: &NodeSnapshot) -> Result<(), RestoreError> {
         return bad("the bootstrap queue names an unknown site".to_owned());
     }
     Ok(())
+}
+
+/// Whether an execution's counters can absorb every future decrement:
+/// each value keeps a read for every port of an op that has not fired, and
+/// each op still misses every distinct input whose producer has not fired
+/// or is parked. Counts within these bounds never underflow.
+fn counts_ok(
+    graph: &super::install::CompiledGraph,
+    exec: &ExecSnap,
+    slot: usize,
+    parked: &[ParkedSnap],
+) -> bool {
+    let ops = exec.fired.len();
+    let mut unwritten = vec![false; exec.values.len()];
+    for op in 0..ops {
+        let parked_here = parked
+            .iter()
+            .any(|p| p.slot as usize == slot && p.op as usize == op);
+        if !exec.fired[op] || parked_here {
+            for value in graph.topo.op_outputs(op as u32).iter().flatten() {
+                unwritten[value.index()] = true;
+            }
+        }
+    }
+    let mut future_reads = vec![0u32; exec.values.len()];
+    for op in 0..ops {
+        let inputs = graph.topo.op_inputs(op as u32);
+        if !exec.fired[op] {
+            for value in inputs.iter().flatten() {
+                future_reads[value.index()] += 1;
+            }
+        }
+        let mut waiting: Vec<usize> = inputs
+            .iter()
+            .flatten()
+            .map(|value| value.index())
+            .filter(|&value| unwritten[value])
+            .collect();
+        waiting.sort_unstable();
+        waiting.dedup();
+        if (exec.missing[op] as usize) < waiting.len() {
+            return false;
+        }
+    }
+    exec.reads_left
+        .iter()
+        .zip(&future_reads)
+        .all(|(left, needed)| left >= needed)
 }
 
 const FNV_OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
@@ -1364,7 +1402,7 @@ mod tests {
         }
     }
 
-    /// `x -> Inc -> Sleep(1000) -> y`.
+    /// `x -> Inc -> Sleep(1000) -> PassThrough -> y`.
     fn graph(name: &str) -> Graph {
         let mut b = GraphBuilder::new(name);
         let x = b.input("x");
@@ -1373,6 +1411,7 @@ mod tests {
             .syscall("Sleep", [n])
             .attr("duration_ns", 1_000i64)
             .output();
+        let y = b.syscall("PassThrough", [y]).output();
         b.output(y, "y");
         b.build().unwrap()
     }
@@ -1519,6 +1558,14 @@ mod tests {
             Box::new(|s| s.slots[0].exec.as_mut().unwrap().site = SiteId::new(9)),
             Box::new(|s| {
                 s.slots[0].exec.as_mut().unwrap().missing.push(0);
+            }),
+            Box::new(|s| {
+                let exec = s.slots[0].exec.as_mut().unwrap();
+                exec.reads_left.iter_mut().for_each(|r| *r = 0);
+            }),
+            Box::new(|s| {
+                let exec = s.slots[0].exec.as_mut().unwrap();
+                exec.missing.iter_mut().for_each(|m| *m = 0);
             }),
             Box::new(|s| s.parked[0].gen += 1),
             Box::new(|s| s.free.push(0)),
