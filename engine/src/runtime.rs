@@ -755,7 +755,7 @@ impl Framework {
     /// A copy of every serde-encodable primitive.
     pub(crate) fn serde_state(&self) -> FrameworkState {
         // Every field is named so that a new primitive cannot be forgotten
-        // by snapshots: `_` marks what is captured elsewhere.
+        // by snapshots; a comment marks what is captured elsewhere or not.
         let Framework {
             gate: _,
             backoff: _,

@@ -20,8 +20,9 @@
 //!   outputs make it fail with a typed [`SnapshotError`].
 //! * A restore never panics on its input: version, checksum, peer and graph
 //!   fingerprint are checked first, then every index in the body is checked
-//!   against the installed graphs before anything runs; all failures are a
-//!   typed [`RestoreError`].
+//!   against the installed graphs, and every execution's counters against
+//!   the decrements still ahead of them, before anything runs; all failures
+//!   are a typed [`RestoreError`].
 //! * Byte charges are re-taken from the new Node's budget for the same
 //!   amounts, so its budget returns to zero once the restored work drains.
 //! * A restored Node's incarnation is the snapshot's plus one; its id
@@ -175,8 +176,8 @@ impl Node {
     /// [`SnapshotError::Undrained`] bus events or app outputs that a poll
     /// has not routed yet. Nothing is dropped on failure.
     pub fn snapshot(&mut self) -> Result<Vec<u8>, SnapshotError> {
-        // Every field is named so that a new one cannot be forgotten here:
-        // `_` marks state that is rebuilt rather than captured.
+        // Every field is named so that a new one cannot be forgotten here;
+        // each comment says how the field is captured or why it is not.
         let Node {
             peer: _,
             config: _,              // supplied by the restoring builder
