@@ -86,6 +86,20 @@ pub trait Component: Any + Send {
         inputs: &mut OpInputs<'_>,
         outputs: &mut OpOutputs<'_>,
     ) -> Result<DispatchResult, OpError>;
+
+    /// The component's own state as bytes, for a Node snapshot. The
+    /// default (a stateless component) is empty; a failure makes the
+    /// snapshot fail with the slot named.
+    fn snapshot_state(&self) -> Result<Vec<u8>, OpError> {
+        Ok(Vec::new())
+    }
+
+    /// Restores state written by [`Component::snapshot_state`] into a
+    /// freshly built component. The default ignores the bytes.
+    fn restore_state(&mut self, bytes: &[u8]) -> Result<(), OpError> {
+        let _ = bytes;
+        Ok(())
+    }
 }
 
 impl fmt::Debug for dyn Component {

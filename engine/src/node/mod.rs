@@ -42,11 +42,13 @@
 //! zero.
 
 mod install;
+mod snapshot;
 
 use std::collections::{HashMap, VecDeque};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
 pub use install::{InstallError, CALL_OP, ONNX_SLOT};
+pub use snapshot::{RestoreError, SnapshotError, SNAPSHOT_VERSION};
 
 use install::{install, CompiledGraph, Dispatch, GraphEntry};
 
@@ -55,7 +57,9 @@ use crate::bus::{AppIngressErrorKind, AppIngressSource, NodeEvent, TypedBus};
 use crate::component::{Component, DispatchResult, OpError, OpErrorKind, OpInputs, OpOutputs};
 use crate::framework::{BackpressureAction, GovernorError, HealthTransition, TimerId};
 use crate::graph::Graph;
-use crate::ids::{CommandId, ComponentRef, EventKind, ExecId, IdCounter, OpRef, PeerId, SiteId};
+use crate::ids::{
+    CommandId, ComponentRef, EventKind, ExecId, IdCounter, Incarnation, OpRef, PeerId, SiteId,
+};
 use crate::ingress::{
     CompletionPayload, IngressConfig, IngressEvent, IngressQueue, Lane, PushError,
 };
@@ -232,6 +236,7 @@ impl NodeBuilder {
             started: false,
             stats: NodeStats::default(),
             pool: Vec::new(),
+            incarnation: Incarnation::new(0),
         })
     }
 }
@@ -546,6 +551,8 @@ pub struct Node {
     stats: NodeStats,
     /// Per site: storage of finished executions, reused by new ones.
     pool: Vec<Vec<ExecBuffers>>,
+    /// How many times this Node's state was restored from a snapshot.
+    incarnation: Incarnation,
 }
 
 /// Most finished-execution buffers kept for reuse, per site.
@@ -647,6 +654,12 @@ impl Node {
     /// completions here, and the host waits on it.
     pub fn ingress(&self) -> &Arc<IngressQueue> {
         &self.ingress
+    }
+
+    /// How many restores this Node's state has been through (0 when built
+    /// fresh; a restore sets the snapshot's incarnation plus one).
+    pub fn incarnation(&self) -> Incarnation {
+        self.incarnation
     }
 
     /// The Node's byte budget.
