@@ -697,6 +697,7 @@ enum TargetSnap {
         component: crate::ids::ComponentRef,
         op: String,
     },
+    Response,
 }
 
 // ---- capture -------------------------------------------------------------
@@ -889,6 +890,7 @@ impl EnvelopeSnap {
                     component: *component,
                     op: op.clone(),
                 },
+                FillTarget::Response => TargetSnap::Response,
             };
             let (live, value) = match &fill.payload {
                 Payload::Encoded { tag, bytes } => (
@@ -1101,6 +1103,7 @@ impl EnvelopeSnap {
                 TargetSnap::ComponentOp { component, op } => {
                     FillTarget::ComponentOp { component, op }
                 }
+                TargetSnap::Response => FillTarget::Response,
             };
             let payload = if fill.live {
                 Payload::Value(cx.value(fill.value, || {
