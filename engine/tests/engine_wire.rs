@@ -507,3 +507,138 @@ fn a_blocked_peer_is_refused_both_ways() {
         |s| matches!(s, Step::ReceiveFailed { reason, .. } if reason.contains("peer policy"))
     ));
 }
+
+/// Client graph for the control plane: sends `x` to op `op` of component 0 on B.
+fn control_client(op: &str) -> nodeflow_engine::Graph {
+    let mut b = GraphBuilder::new("client");
+    let x = b.input("x");
+    let answer = b
+        .syscall("Send", [x])
+        .attr("peer", B.as_u64() as i64)
+        .attr("component", 0)
+        .attr("op", op)
+        .attr("request", 1)
+        .attr("timeout_ns", 1_000_000)
+        .output();
+    b.output(answer, "answer");
+    b.build().unwrap()
+}
+
+fn idle_server(math: &Math) -> Node {
+    Node::builder(B)
+        .component("math", Box::new(math.clone()))
+        .build()
+        .unwrap()
+}
+
+#[test]
+fn a_control_plane_request_runs_a_remote_component_op() {
+    let math = Math::default();
+    let mut net = Net::new(
+        vec![
+            node(A, control_client("Double"), NodeConfig::default()),
+            idle_server(&math),
+        ],
+        1_000,
+    );
+    let exec = net.nodes[0]
+        .invoke(SiteId::new(0), vec![("x".into(), u64v(8))])
+        .unwrap();
+    net.run_until(100_000);
+    assert_eq!(net.outputs(0), vec![(exec, "answer".into(), Some(16))]);
+    assert_eq!(
+        math.fired
+            .load(nodeflow_engine::sync::atomic::Ordering::SeqCst),
+        1
+    );
+}
+
+#[test]
+fn a_failing_control_op_fails_the_remote_caller_with_a_typed_error() {
+    let math = Math::default();
+    let mut net = Net::new(
+        vec![
+            node(A, control_client("Fail"), NodeConfig::default()),
+            idle_server(&math),
+        ],
+        1_000,
+    );
+    net.nodes[0]
+        .invoke(SiteId::new(0), vec![("x".into(), u64v(8))])
+        .unwrap();
+    net.run_until(100_000);
+    let a_errors: Vec<_> = net
+        .steps(0)
+        .into_iter()
+        .filter_map(|s| match s {
+            Step::OpFailed { error, .. } => Some(error.clone()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(a_errors.len(), 1);
+    assert_eq!(a_errors[0].kind, OpErrorKind::Failed);
+    assert!(a_errors[0].detail.contains("answered without a value"));
+    // B reported its own failure too, as a control-plane op.
+    assert!(net.steps(1).iter().any(|s| matches!(
+        s,
+        Step::OpFailed { op, error, .. } if op.site == nodeflow_engine::CONTROL_SITE && error.reason == "math.fail"
+    )));
+}
+
+#[test]
+fn an_async_control_op_answers_when_its_completion_lands() {
+    let math = Math::default();
+    let mut net = Net::new(
+        vec![
+            node(A, control_client("Later"), NodeConfig::default()),
+            idle_server(&math),
+        ],
+        1_000,
+    );
+    let exec = net.nodes[0]
+        .invoke(SiteId::new(0), vec![("x".into(), u64v(8))])
+        .unwrap();
+    net.run_until(10_000);
+    assert!(net.outputs(0).is_empty(), "still waiting on B's parked op");
+    math.handles.lock().pop().unwrap().complete(&5u64).unwrap();
+    net.run_until(20_000);
+    let answer = net
+        .log
+        .iter()
+        .find_map(|(n, s)| match s {
+            Step::ExecFinished {
+                exec: e, outputs, ..
+            } if *n == 0 && *e == exec => Some(outputs[0].1.clone_value()),
+            _ => None,
+        })
+        .expect("A finished");
+    // The completion was bytes (postcard of 5): they travel back as bytes.
+    let bytes = answer
+        .downcast_ref::<nodeflow_engine::BytesValue>()
+        .unwrap();
+    assert_eq!(bytes.as_bytes(), &[5]);
+}
+
+#[test]
+fn a_control_request_for_an_unknown_op_is_refused_and_answered() {
+    let math = Math::default();
+    let mut net = Net::new(
+        vec![
+            node(A, control_client("Teleport"), NodeConfig::default()),
+            idle_server(&math),
+        ],
+        1_000,
+    );
+    net.nodes[0]
+        .invoke(SiteId::new(0), vec![("x".into(), u64v(8))])
+        .unwrap();
+    net.run_until(100_000);
+    assert!(net.steps(1).iter().any(|s| matches!(
+        s,
+        Step::ReceiveFailed { reason, .. } if reason.contains("no op `Teleport`")
+    )));
+    assert!(net
+        .steps(0)
+        .iter()
+        .any(|s| matches!(s, Step::OpFailed { error, .. } if error.kind == OpErrorKind::Failed)));
+}

@@ -220,6 +220,7 @@ impl NodeBuilder {
             live: 0,
             frontier: VecDeque::new(),
             parked: HashMap::new(),
+            control_parked: HashMap::new(),
             deferred: HashMap::new(),
             completions: VecDeque::new(),
             cmd_ids: IdCounter::starting_at(1),
@@ -532,6 +533,8 @@ pub struct Node {
     live: usize,
     frontier: VecDeque<Ready>,
     parked: HashMap<CommandId, Parked>,
+    /// Control-plane ops (run for a `ComponentOp` fill) parked on a command.
+    control_parked: HashMap<CommandId, ControlCall>,
     deferred: HashMap<CommandId, NamedValues>,
     completions: VecDeque<Completion>,
     cmd_ids: IdCounter,
@@ -599,6 +602,20 @@ struct Parked {
     op: u32,
     timer: Option<TimerId>,
 }
+
+/// A parked control-plane op: who asked, and where to send its answer.
+#[derive(Debug, Clone, Copy, serde::Serialize, serde::Deserialize)]
+struct ControlCall {
+    exec: ExecId,
+    op: OpRef,
+    /// The peer to answer and the request token (none for one-way calls).
+    reply: Option<(PeerId, u64)>,
+    timer: Option<TimerId>,
+}
+
+/// Site of the [`OpRef`] reported for control-plane ops (they belong to no
+/// graph); the op index is the component's index.
+pub const CONTROL_SITE: SiteId = SiteId::new(u32::MAX);
 
 #[derive(Debug)]
 enum Completion {
@@ -1031,13 +1048,23 @@ impl Node {
             remaining_deadline_ns: envelope.remaining_deadline_ns,
         };
         let mut by_site: Vec<(SiteId, NamedValues)> = Vec::new();
+        let mut control = Vec::new();
+        let request = match envelope.kind {
+            EnvelopeKind::Request => envelope.wire_req_id,
+            _ => None,
+        };
         for fill in envelope.fills {
-            let (site, input) = match fill.target {
+            let target = fill.target;
+            let (site, input) = match target {
                 FillTarget::Site { site, input } => (site, input),
-                other => {
+                FillTarget::ComponentOp { .. } => {
+                    control.push((target, fill.payload));
+                    continue;
+                }
+                FillTarget::Response => {
                     self.receive_failed(
                         Some(from),
-                        format!("fill target {other:?} is not deliverable by this engine yet"),
+                        "a response fill in an envelope that is not a response".into(),
                     );
                     continue;
                 }
@@ -1063,6 +1090,25 @@ impl Node {
             {
                 self.receive_failed(Some(from), err.to_string());
             }
+        }
+        for (target, payload) in control {
+            let FillTarget::ComponentOp { component, op } = target else {
+                continue;
+            };
+            let value = match payload {
+                crate::wire::Payload::Value(value) => value,
+                payload => match decode_payload(&payload, &self.registry, &self.config.values) {
+                    Ok(value) => value,
+                    Err(err) => {
+                        self.receive_failed(Some(from), format!("fill for `{op}`: {err}"));
+                        if let Some(token) = request {
+                            self.respond(from, token, None);
+                        }
+                        continue;
+                    }
+                },
+            };
+            self.control_call(from, component, &op, value, inbound, request, now_ns);
         }
     }
 
@@ -1103,10 +1149,11 @@ impl Node {
             let _ = self.bus.publish(NodeEvent::PeerCameUp { peer });
         }
         let completion = match envelope.fills.into_iter().next() {
-            None => Completion::Values {
+            None => Completion::Failed {
                 cmd: pending.cmd,
-                results: Vec::new(),
-                charge: None,
+                detail: format!(
+                    "{from} answered without a value: its op failed or produced nothing"
+                ),
             },
             Some(fill) => {
                 let value = match fill.payload {
@@ -1185,6 +1232,186 @@ impl Node {
         }
     }
 
+    /// Moves completions recorded during a dispatch to where they wait:
+    /// same-cycle ones to the completion queue, timed ones until their timer.
+    fn stash_completions(&mut self) {
+        for completion in self.scratch_completions.drain(..) {
+            match completion.due_ns {
+                Some(_) => {
+                    self.deferred.insert(completion.cmd_id, completion.results);
+                }
+                None => self.completions.push_back(Completion::Values {
+                    cmd: completion.cmd_id,
+                    results: completion.results,
+                    charge: None,
+                }),
+            }
+        }
+    }
+
+    /// Control plane: runs op `op` of `component` on a value sent by `from`.
+    /// For a request, the op's first output is the response; an op that
+    /// fails (or parks and then fails) is answered with an empty response,
+    /// which the requester reports as a failure.
+    #[allow(clippy::too_many_arguments)]
+    fn control_call(
+        &mut self,
+        from: PeerId,
+        component: ComponentRef,
+        op: &str,
+        value: Box<dyn SlotValue>,
+        inbound: InboundCtx,
+        request: Option<u64>,
+        now_ns: u64,
+    ) {
+        let local = self
+            .components
+            .get(component.index())
+            .and_then(Option::as_deref)
+            .and_then(|c| c.resolve_op(op));
+        let (Some(local), Some(exec_id)) = (local, self.exec_ids.mint().map(ExecId::new)) else {
+            self.receive_failed(
+                Some(from),
+                format!("{component} has no op `{op}` (or ids are exhausted)"),
+            );
+            if let Some(token) = request {
+                self.respond(from, token, None);
+            }
+            return;
+        };
+        let op_ref = OpRef::new(CONTROL_SITE, component.as_u32());
+        let dispatch = Dispatch::Component {
+            cref: component,
+            local,
+        };
+        let names = [String::from("response")];
+        self.scratch_inputs.clear();
+        self.scratch_inputs.push(Some(value));
+        self.stats.ops_fired += 1;
+        let result = Dispatcher {
+            peer: self.peer,
+            framework: &mut self.framework,
+            bus: &mut self.bus,
+            ingress: &self.ingress,
+            components: &mut self.components,
+            slots: &self.slots,
+            inputs: &mut self.scratch_inputs,
+            outputs: &mut self.scratch_outputs,
+            completions: &mut self.scratch_completions,
+            cmd_ids: &mut self.cmd_ids,
+        }
+        .run(OpCall {
+            dispatch: &dispatch,
+            op_ref,
+            exec_id,
+            attributes: &[],
+            metadata: &[],
+            output_names: &names,
+            declared: 1,
+            inbound,
+            now_ns,
+        });
+        let reply = request.map(|token| (from, token));
+        match result {
+            Ok(Ok(DispatchResult::Immediate)) => {
+                let value = self.scratch_outputs.drain(..).next();
+                if let Some((to, token)) = reply {
+                    self.respond(to, token, value);
+                }
+            }
+            Ok(Ok(DispatchResult::Async(cmd))) => {
+                let timer = self
+                    .framework
+                    .scheduler()
+                    .schedule(
+                        now_ns.saturating_add(self.config.default_async_timeout_ns),
+                        TimerEvent::Deadline { cmd },
+                    )
+                    .ok();
+                self.control_parked.insert(
+                    cmd,
+                    ControlCall {
+                        exec: exec_id,
+                        op: op_ref,
+                        reply,
+                        timer,
+                    },
+                );
+            }
+            Ok(Err(error)) => self.control_failed(exec_id, op_ref, reply, error),
+            Err(panic) => {
+                self.stats.ops_panicked += 1;
+                let error =
+                    OpError::new(OpErrorKind::Panicked, "op.panicked", panic_detail(&*panic));
+                self.control_failed(exec_id, op_ref, reply, error);
+            }
+        }
+        self.scratch_outputs.clear();
+        self.stash_completions();
+    }
+
+    fn control_failed(
+        &mut self,
+        exec: ExecId,
+        op: OpRef,
+        reply: Option<(PeerId, u64)>,
+        error: OpError,
+    ) {
+        self.stats.ops_failed += 1;
+        self.steps.push(Step::OpFailed { exec, op, error });
+        if let Some((to, token)) = reply {
+            self.respond(to, token, None);
+        }
+    }
+
+    /// Queues a response to request `token` of `to` (empty: the op failed).
+    fn respond(&mut self, to: PeerId, token: u64, value: Option<Box<dyn SlotValue>>) {
+        let mut response =
+            Envelope::new(self.peer, to, EnvelopeKind::Response).with_request_id(token);
+        if let Some(value) = value {
+            response = response.with_fill(crate::wire::Fill {
+                target: FillTarget::Response,
+                payload: crate::wire::Payload::Value(value),
+            });
+        }
+        self.framework.outbound().push(response);
+    }
+
+    /// Finishes a parked control-plane op; `false` if `cmd` is not one.
+    fn finish_control(&mut self, cmd: CommandId, outcome: ControlOutcome) -> bool {
+        let Some(call) = self.control_parked.remove(&cmd) else {
+            return false;
+        };
+        if let Some(timer) = call.timer {
+            self.framework.scheduler().cancel(timer);
+        }
+        match outcome {
+            ControlOutcome::Value(value) => {
+                self.stats.completions += 1;
+                if let Some((to, token)) = call.reply {
+                    self.respond(to, token, value);
+                }
+            }
+            ControlOutcome::Failed(detail) => {
+                let error = OpError::new(OpErrorKind::Failed, "completion.failed", detail);
+                self.control_failed(call.exec, call.op, call.reply, error);
+            }
+            ControlOutcome::TimedOut => {
+                self.stats.timeouts += 1;
+                self.stats.ops_failed += 1;
+                self.steps.push(Step::Timeout {
+                    exec: call.exec,
+                    op: call.op,
+                    cmd,
+                });
+                if let Some((to, token)) = call.reply {
+                    self.respond(to, token, None);
+                }
+            }
+        }
+        true
+    }
+
     fn run_frontier(&mut self, now_ns: u64, budget: &mut usize) {
         while *budget > 0 {
             let Some(ready) = self.frontier.pop_front() else {
@@ -1258,6 +1485,9 @@ impl Node {
     }
 
     fn expire(&mut self, cmd: CommandId) {
+        if self.finish_control(cmd, ControlOutcome::TimedOut) {
+            return;
+        }
         let Some(parked) = self.parked.remove(&cmd) else {
             return;
         };
@@ -1300,6 +1530,12 @@ impl Node {
         results: Vec<(String, Box<dyn SlotValue>)>,
         charge: Option<ByteCharge>,
     ) {
+        if self.control_parked.contains_key(&cmd) {
+            let value = results.into_iter().next().map(|(_, value)| value);
+            self.finish_control(cmd, ControlOutcome::Value(value));
+            drop(charge);
+            return;
+        }
         let Some(parked) = self.take_parked(cmd, false) else {
             return;
         };
@@ -1368,6 +1604,10 @@ impl Node {
     }
 
     fn fail_parked(&mut self, cmd: CommandId, detail: String) {
+        if self.control_parked.contains_key(&cmd) {
+            self.finish_control(cmd, ControlOutcome::Failed(detail));
+            return;
+        }
         let Some(parked) = self.take_parked(cmd, true) else {
             return;
         };
@@ -1689,51 +1929,30 @@ impl Node {
         }
 
         let node_op = &graph.graph.ops[op];
-        let mut component = match compiled.dispatch {
-            Dispatch::Component { cref, .. } => self.components[cref.index()].take(),
-            _ => None,
-        };
         let declared = compiled.output_names.len();
-        let result = {
-            let current = CurrentCallCtx {
-                op_ref: compiled.op_ref,
-                exec_id,
-                self_peer: self.peer,
-                attributes: &node_op.attributes,
-                metadata: &node_op.metadata,
-                outputs: &compiled.output_names,
-                inbound: exec.inbound,
-                pending_completions: &mut self.scratch_completions,
-                next_command_id: &mut self.cmd_ids,
-            };
-            let view = ComponentsView {
-                instances: Some(&self.components),
-                slots: Some(&self.slots),
-            };
-            let mut ctx =
-                self.framework
-                    .resource_ref(now_ns, &mut self.bus, &self.ingress, view, current);
-            let mut inputs = OpInputs::new(&mut self.scratch_inputs);
-            let mut outputs = OpOutputs::new(&mut self.scratch_outputs, declared);
-            catch_unwind(AssertUnwindSafe(|| {
-                match (&compiled.dispatch, component.as_mut()) {
-                    (Dispatch::Syscall(syscall), _) => {
-                        dispatch_syscall(syscall, &mut ctx, &mut inputs, &mut outputs)
-                    }
-                    (Dispatch::Component { local, .. }, Some(component)) => {
-                        component.dispatch_atomic(*local, &mut ctx, &mut inputs, &mut outputs)
-                    }
-                    _ => Err(OpError::new(
-                        OpErrorKind::Internal,
-                        "component.missing",
-                        "the op's component is not in the table",
-                    )),
-                }
-            }))
-        };
-        if let Dispatch::Component { cref, .. } = compiled.dispatch {
-            self.components[cref.index()] = component;
+        let result = Dispatcher {
+            peer: self.peer,
+            framework: &mut self.framework,
+            bus: &mut self.bus,
+            ingress: &self.ingress,
+            components: &mut self.components,
+            slots: &self.slots,
+            inputs: &mut self.scratch_inputs,
+            outputs: &mut self.scratch_outputs,
+            completions: &mut self.scratch_completions,
+            cmd_ids: &mut self.cmd_ids,
         }
+        .run(OpCall {
+            dispatch: &compiled.dispatch,
+            op_ref: compiled.op_ref,
+            exec_id,
+            attributes: &node_op.attributes,
+            metadata: &node_op.metadata,
+            output_names: &compiled.output_names,
+            declared,
+            inbound: exec.inbound,
+            now_ns,
+        });
         self.scratch_inputs.clear();
 
         let op_ref = compiled.op_ref;
@@ -1809,11 +2028,7 @@ impl Node {
                 self.scratch_outputs.clear();
                 self.stats.ops_failed += 1;
                 self.stats.ops_panicked += 1;
-                let detail = panic
-                    .downcast_ref::<&str>()
-                    .map(|s| (*s).to_owned())
-                    .or_else(|| panic.downcast_ref::<String>().cloned())
-                    .unwrap_or_else(|| "non-string panic payload".to_owned());
+                let detail = panic_detail(&*panic);
                 self.steps.push(Step::OpFailed {
                     exec: exec_id,
                     op: op_ref,
@@ -1821,18 +2036,7 @@ impl Node {
                 });
             }
         }
-        for completion in self.scratch_completions.drain(..) {
-            match completion.due_ns {
-                Some(_) => {
-                    self.deferred.insert(completion.cmd_id, completion.results);
-                }
-                None => self.completions.push_back(Completion::Values {
-                    cmd: completion.cmd_id,
-                    results: completion.results,
-                    charge: None,
-                }),
-            }
-        }
+        self.stash_completions();
         self.finish_if_idle(ready.slot);
     }
 
@@ -2042,6 +2246,88 @@ impl Node {
     }
 }
 
+/// One op dispatch: what it is and the context it runs in.
+struct OpCall<'a> {
+    dispatch: &'a Dispatch,
+    op_ref: OpRef,
+    exec_id: ExecId,
+    attributes: &'a [crate::graph::Attribute],
+    metadata: &'a [crate::graph::MetadataEntry],
+    output_names: &'a [String],
+    declared: usize,
+    inbound: InboundCtx,
+    now_ns: u64,
+}
+
+/// The parts of a Node a dispatch borrows: it builds the resource handle,
+/// takes the dispatching component out of the table for the call, runs the
+/// op with panics caught, and puts the component back.
+struct Dispatcher<'a> {
+    peer: PeerId,
+    framework: &'a mut Framework,
+    bus: &'a mut TypedBus,
+    ingress: &'a Arc<IngressQueue>,
+    components: &'a mut [Option<Box<dyn Component>>],
+    slots: &'a HashMap<String, ComponentRef>,
+    inputs: &'a mut Vec<Option<Box<dyn SlotValue>>>,
+    outputs: &'a mut Vec<Box<dyn SlotValue>>,
+    completions: &'a mut Vec<PendingCompletion>,
+    cmd_ids: &'a mut IdCounter,
+}
+
+impl Dispatcher<'_> {
+    /// Runs `call`; the outer `Err` is a caught panic. Inputs are consumed.
+    fn run(self, call: OpCall<'_>) -> std::thread::Result<Result<DispatchResult, OpError>> {
+        let cref = match call.dispatch {
+            Dispatch::Component { cref, .. } => Some(*cref),
+            _ => None,
+        };
+        let mut component = cref.and_then(|cref| self.components.get_mut(cref.index())?.take());
+        let result = {
+            let current = CurrentCallCtx {
+                op_ref: call.op_ref,
+                exec_id: call.exec_id,
+                self_peer: self.peer,
+                attributes: call.attributes,
+                metadata: call.metadata,
+                outputs: call.output_names,
+                inbound: call.inbound,
+                pending_completions: self.completions,
+                next_command_id: self.cmd_ids,
+            };
+            let view = ComponentsView {
+                instances: Some(self.components),
+                slots: Some(self.slots),
+            };
+            let mut ctx =
+                self.framework
+                    .resource_ref(call.now_ns, self.bus, self.ingress, view, current);
+            let mut inputs = OpInputs::new(self.inputs);
+            let mut outputs = OpOutputs::new(self.outputs, call.declared);
+            catch_unwind(AssertUnwindSafe(|| {
+                match (call.dispatch, component.as_mut()) {
+                    (Dispatch::Syscall(syscall), _) => {
+                        dispatch_syscall(syscall, &mut ctx, &mut inputs, &mut outputs)
+                    }
+                    (Dispatch::Component { local, .. }, Some(component)) => {
+                        component.dispatch_atomic(*local, &mut ctx, &mut inputs, &mut outputs)
+                    }
+                    _ => Err(OpError::new(
+                        OpErrorKind::Internal,
+                        "component.missing",
+                        "the op's component is not in the table",
+                    )),
+                }
+            }))
+        };
+        if let Some(cref) = cref {
+            self.components[cref.index()] = component;
+        }
+        self.inputs.clear();
+        result
+    }
+}
+
 fn exec_slot(execs: &mut [ExecSlot], slot: u32, gen: u32) -> Option<&mut Execution> {
     let entry = execs.get_mut(slot as usize)?;
     if entry.gen != gen {
@@ -2081,6 +2367,22 @@ fn write_value(
             frontier.push_back(Ready { slot, gen, op });
         }
     }
+}
+
+/// The message of a caught panic.
+fn panic_detail(panic: &(dyn std::any::Any + Send)) -> String {
+    panic
+        .downcast_ref::<&str>()
+        .map(|s| (*s).to_owned())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "non-string panic payload".to_owned())
+}
+
+/// How a parked control-plane op ended.
+enum ControlOutcome {
+    Value(Option<Box<dyn SlotValue>>),
+    Failed(String),
+    TimedOut,
 }
 
 fn timers_full() -> OpError {

@@ -41,7 +41,8 @@ use std::collections::{HashMap, VecDeque};
 use serde::{Deserialize, Serialize};
 
 use super::{
-    BuildError, Completion, ExecOrigin, ExecSlot, Execution, Node, NodeBuilder, Parked, Ready,
+    BuildError, Completion, ControlCall, ExecOrigin, ExecSlot, Execution, Node, NodeBuilder,
+    Parked, Ready,
 };
 use crate::budget::{ByteCharge, CopyInError};
 use crate::bus::AppIngressError;
@@ -194,6 +195,7 @@ impl Node {
             live: _,                // recomputed from `execs`
             frontier: _,            // captured
             parked: _,              // captured
+            control_parked: _,      // captured
             deferred: _,            // captured
             completions: _,         // captured
             cmd_ids: _,             // captured
@@ -252,6 +254,12 @@ impl Node {
             })
             .collect();
         parked.sort_by_key(|p| p.cmd);
+        let mut control_parked: Vec<(CommandId, ControlCall)> = self
+            .control_parked
+            .iter()
+            .map(|(cmd, call)| (*cmd, *call))
+            .collect();
+        control_parked.sort_by_key(|(cmd, _)| *cmd);
         let mut deferred = Vec::with_capacity(self.deferred.len());
         for (cmd, results) in &self.deferred {
             deferred.push((
@@ -340,6 +348,7 @@ impl Node {
                 .map(|r| (r.slot, r.gen, r.op))
                 .collect(),
             parked,
+            control_parked,
             deferred,
             completions,
             staged,
@@ -498,6 +507,7 @@ impl Node {
             .into_iter()
             .map(|(slot, gen, op)| Ready { slot, gen, op })
             .collect();
+        self.control_parked = snap.control_parked.into_iter().collect();
         self.parked = snap
             .parked
             .into_iter()
@@ -541,6 +551,7 @@ struct NodeSnapshot {
     free: Vec<u32>,
     frontier: Vec<(u32, u32, u32)>,
     parked: Vec<ParkedSnap>,
+    control_parked: Vec<(CommandId, ControlCall)>,
     deferred: Vec<(CommandId, Vec<(String, ValueSnap)>)>,
     completions: Vec<CompletionSnap>,
     staged: Vec<StagedSnap>,
