@@ -679,3 +679,63 @@ fn an_app_event_refused_at_the_execution_cap_names_the_app_event_as_its_source()
         )]
     );
 }
+
+/// How long the watchdog below lets one poll run before it declares a hang.
+const HANG_AFTER_MS: u64 = 500;
+
+#[test]
+#[ignore = "engine bug: route_bus loops forever when an APP_INGRESS_ERROR subscriber is refused at the execution cap (each refusal republishes an AppIngressError)"]
+fn a_refused_ingress_error_subscriber_does_not_loop_route_bus_forever() {
+    use nodeflow_engine::sync::atomic::{AtomicBool, Ordering};
+    use nodeflow_engine::sync::{thread, Arc};
+
+    let mut hold = GraphBuilder::new("hold");
+    let x = hold.input("x");
+    let y = hold.op("Later", [x]).domain("math").output();
+    hold.output(y, "y");
+    let config = NodeConfig {
+        max_executions: 1,
+        ..NodeConfig::default()
+    };
+    let mut node = build(
+        vec![
+            hold.build().unwrap(),
+            subscriber("errors", "EventSource", EventKind::APP_INGRESS_ERROR, false),
+        ],
+        config,
+    );
+    node.invoke(SiteId::new(0), vec![("x".into(), u64v(1))])
+        .unwrap();
+    drive(&mut node, 0);
+    assert_eq!(
+        node.stats().live_executions,
+        1,
+        "the Later op holds the cap"
+    );
+    // Refused (no subscriber): an AppIngressError goes on the bus; its
+    // subscriber cannot start at the cap, which is refused in turn.
+    node.deliver_app_event(NOBODY, u64v(5)).unwrap();
+
+    let done = Arc::new(AtomicBool::new(false));
+    let flag = Arc::clone(&done);
+    let worker = thread::spawn(move || {
+        let steps = drive(&mut node, 0);
+        flag.store(true, Ordering::SeqCst);
+        (node.stats().refused, steps.len())
+    });
+    for _ in 0..HANG_AFTER_MS / 10 {
+        if done.load(Ordering::SeqCst) {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    if !done.load(Ordering::SeqCst) {
+        // The poll never returns and grows its step list without bound:
+        // stop the whole test process before it exhausts memory.
+        eprintln!("Node::poll did not return within {HANG_AFTER_MS} ms: route_bus loops");
+        std::process::abort();
+    }
+    let (refused, _) = worker.join().unwrap();
+    // The app event, and the subscriber start at the cap: each once.
+    assert_eq!(refused, 2);
+}
