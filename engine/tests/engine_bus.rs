@@ -718,6 +718,7 @@ fn a_refused_ingress_error_subscriber_does_not_loop_route_bus_forever() {
 
     let done = Arc::new(AtomicBool::new(false));
     let flag = Arc::clone(&done);
+    #[allow(clippy::disallowed_methods)] // a watchdog: the poll under test may never return
     let worker = thread::spawn(move || {
         let steps = drive(&mut node, 0);
         flag.store(true, Ordering::SeqCst);
