@@ -20,7 +20,7 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
-use crate::ids::{CommandId, EventKind, PeerId, SiteId};
+use crate::ids::{CommandId, EventKind, OpRef, PeerId, SiteId};
 use crate::value::SlotValue;
 
 /// Kinds of nodeflow's built-in events. The range `1..=0xFF` is reserved
@@ -122,6 +122,12 @@ pub enum AppIngressSource {
     AppEvent {
         /// The event's kind.
         kind: EventKind,
+    },
+    /// A trigger source (timer tick or bus event) whose execution could
+    /// not start.
+    Trigger {
+        /// The source op.
+        op: OpRef,
     },
     /// An invoke of an installed graph by the host.
     Invoke {
@@ -329,6 +335,7 @@ impl fmt::Display for AppIngressSource {
             Self::Envelope { from: Some(peer) } => write!(f, "envelope from {peer}"),
             Self::Envelope { from: None } => f.write_str("envelope from an unknown sender"),
             Self::AppEvent { kind } => write!(f, "app event {kind}"),
+            Self::Trigger { op } => write!(f, "trigger source {op}"),
             Self::Invoke { site } => write!(f, "invoke of {site}"),
         }
     }

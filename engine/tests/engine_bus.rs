@@ -640,7 +640,6 @@ fn stats_add_up_after_a_mixed_workload() {
 }
 
 #[test]
-#[ignore = "engine bug: an app event refused at the execution cap is reported with source Invoke { site } instead of AppEvent { kind }"]
 fn an_app_event_refused_at_the_execution_cap_names_the_app_event_as_its_source() {
     let mut hold = GraphBuilder::new("hold");
     let x = hold.input("x");
@@ -684,7 +683,6 @@ fn an_app_event_refused_at_the_execution_cap_names_the_app_event_as_its_source()
 const HANG_AFTER_MS: u64 = 500;
 
 #[test]
-#[ignore = "engine bug: route_bus loops forever when an APP_INGRESS_ERROR subscriber is refused at the execution cap (each refusal republishes an AppIngressError)"]
 fn a_refused_ingress_error_subscriber_does_not_loop_route_bus_forever() {
     use nodeflow_engine::sync::atomic::{AtomicBool, Ordering};
     use nodeflow_engine::sync::{thread, Arc};

@@ -1427,7 +1427,10 @@ impl Node {
         if dropped > 0 {
             self.report_drop(DropReason::BusFull, dropped);
         }
-        while let Some(event) = self.bus.pop() {
+        // Only the events queued when the phase starts: events published
+        // while routing wait for the next poll, so one poll stays bounded.
+        for _ in 0..self.bus.len() {
+            let Some(event) = self.bus.pop() else { break };
             let kind = event.kind();
             let subscribers = self.framework.event_source_mut().subscribers(kind).to_vec();
             for op in subscribers {
@@ -1760,7 +1763,17 @@ impl Node {
                 }
                 self.finish_if_idle(slot);
             }
-            Err(kind) => self.refuse(AppIngressSource::Invoke { site }, kind),
+            Err(kind) => {
+                let source = match origin {
+                    ExecOrigin::AppEvent { kind } => AppIngressSource::AppEvent { kind },
+                    _ => AppIngressSource::Trigger { op },
+                };
+                // A start refused while routing the bus is not republished on
+                // the bus: an ingress-error subscriber refused at the cap
+                // would otherwise trigger itself forever.
+                let publish = !matches!(origin, ExecOrigin::Bus { .. });
+                self.refuse_with(source, kind, publish);
+            }
         }
     }
 
@@ -2224,14 +2237,22 @@ impl Node {
     }
 
     fn refuse(&mut self, source: AppIngressSource, kind: AppIngressErrorKind) {
+        self.refuse_with(source, kind, true);
+    }
+
+    /// Counts and reports a refused entry; `publish` also puts it on the bus.
+    fn refuse_with(&mut self, source: AppIngressSource, kind: AppIngressErrorKind, publish: bool) {
         self.stats.refused += 1;
-        let _ = self
-            .bus
-            .publish(NodeEvent::AppIngressError(crate::bus::AppIngressError {
-                source,
-                byte_count: 0,
-                kind,
-            }));
+        if publish {
+            // A built-in kind: the bus never refuses it.
+            let _ = self
+                .bus
+                .publish(NodeEvent::AppIngressError(crate::bus::AppIngressError {
+                    source,
+                    byte_count: 0,
+                    kind,
+                }));
+        }
         self.steps.push(Step::Refused { source, kind });
     }
 
