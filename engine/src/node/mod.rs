@@ -204,6 +204,7 @@ impl NodeBuilder {
             .filter(|g| g.bootstrap)
             .map(|g| g.site)
             .collect();
+        let pool = graphs.iter().map(SitePool::for_graph).collect();
         Ok(Node {
             peer: self.peer,
             bus: TypedBus::new(self.config.bus_capacity),
@@ -236,7 +237,7 @@ impl NodeBuilder {
             bootstrap_live: None,
             started: false,
             stats: NodeStats::default(),
-            pool: Vec::new(),
+            pool,
             incarnation: Incarnation::new(0),
         })
     }
@@ -552,14 +553,39 @@ pub struct Node {
     bootstrap_live: Option<ExecId>,
     started: bool,
     stats: NodeStats,
-    /// Per site: storage of finished executions, reused by new ones.
-    pool: Vec<Vec<ExecBuffers>>,
+    /// Per site (one entry per graph, made at build): storage of finished
+    /// executions, reused by new ones, and what a new execution starts from.
+    pool: Vec<SitePool>,
     /// How many times this Node's state was restored from a snapshot.
     incarnation: Incarnation,
 }
 
 /// Most finished-execution buffers kept for reuse, per site.
 const POOL_PER_SITE: usize = 32;
+
+/// Per-site reuse state: free buffers and the initial per-op counts.
+#[derive(Debug, Default)]
+struct SitePool {
+    /// Buffers of finished executions (at most [`POOL_PER_SITE`]); their
+    /// `values` are empty.
+    free: Vec<ExecBuffers>,
+    /// Per op: distinct input values it waits for
+    /// ([`crate::graph::GraphTopology::required_inputs`]), copied into every
+    /// new execution's `missing`.
+    required: Vec<u32>,
+}
+
+impl SitePool {
+    fn for_graph(graph: &CompiledGraph) -> Self {
+        let op_count = graph.topo.op_count();
+        Self {
+            free: Vec::new(),
+            required: (0..op_count)
+                .map(|op| graph.topo.required_inputs(op as u32))
+                .collect(),
+        }
+    }
+}
 
 /// The dense vectors of an execution, kept for reuse after it ends.
 #[derive(Debug, Default)]
@@ -1780,13 +1806,12 @@ impl Node {
         let Some(id) = self.exec_ids.mint() else {
             return Err(AppIngressErrorKind::IdsExhausted);
         };
-        let graph = &self.graphs[site.as_u32() as usize];
-        let op_count = graph.topo.op_count();
-        let mut buffers = self
-            .pool
-            .get_mut(site.as_u32() as usize)
-            .and_then(Vec::pop)
-            .unwrap_or_default();
+        let site_index = site.as_u32() as usize;
+        let graph = &self.graphs[site_index];
+        // One pool entry per graph, made at build.
+        let pool = &mut self.pool[site_index];
+        let mut buffers = pool.free.pop().unwrap_or_default();
+        // Pooled `values` are empty (cleared when their execution ended).
         buffers.values.clear();
         buffers
             .values
@@ -1794,12 +1819,20 @@ impl Node {
         buffers.reads_left.clear();
         buffers.reads_left.extend_from_slice(&graph.port_reads);
         buffers.missing.clear();
-        buffers
-            .missing
-            .extend((0..op_count).map(|op| graph.topo.required_inputs(op as u32)));
+        buffers.missing.extend_from_slice(&pool.required);
         buffers.fired.clear();
-        buffers.fired.resize(op_count, false);
-        let exec = Execution {
+        buffers.fired.resize(pool.required.len(), false);
+        let slot = match self.free.pop() {
+            Some(slot) => slot,
+            None => {
+                self.execs.push(ExecSlot { gen: 0, exec: None });
+                (self.execs.len() - 1) as u32
+            }
+        };
+        let entry = &mut self.execs[slot as usize];
+        let gen = entry.gen;
+        // Built in place: an `Execution` is large, a move costs a memcpy.
+        entry.exec = Some(Execution {
             id: ExecId::new(id),
             site,
             origin,
@@ -1809,26 +1842,14 @@ impl Node {
             reads_left: buffers.reads_left,
             missing: buffers.missing,
             fired: buffers.fired,
-            pending: 0,
+            // Roots are distinct op indices (u32), so their count fits.
+            pending: graph.roots.len() as u32,
             charges: buffers.charges,
-        };
-        let slot = match self.free.pop() {
-            Some(slot) => slot,
-            None => {
-                self.execs.push(ExecSlot { gen: 0, exec: None });
-                (self.execs.len() - 1) as u32
-            }
-        };
-        let entry = &mut self.execs[slot as usize];
-        entry.exec = Some(exec);
-        let gen = entry.gen;
+        });
         self.live += 1;
         self.stats.executions_started += 1;
-        let exec = entry.exec.as_mut().expect("just stored");
-        for &op in &graph.roots {
-            exec.pending += 1;
-            self.frontier.push_back(Ready { slot, gen, op });
-        }
+        self.frontier
+            .extend(graph.roots.iter().map(|&op| Ready { slot, gen, op }));
         Ok((slot, gen))
     }
 
@@ -2115,18 +2136,23 @@ impl Node {
     }
 
     fn finish_if_idle(&mut self, slot: u32) {
-        let entry = &mut self.execs[slot as usize];
-        if entry.exec.as_ref().is_none_or(|exec| exec.pending > 0) {
-            return;
-        }
-        let Some(mut exec) = entry.exec.take() else {
+        let Some(entry) = self.execs.get_mut(slot as usize) else {
             return;
         };
+        // Worked on in place: taking the (large) `Execution` out would copy it.
+        let Some(exec) = entry.exec.as_mut() else {
+            return;
+        };
+        if exec.pending > 0 {
+            return;
+        }
         entry.gen = entry.gen.wrapping_add(1);
         self.free.push(slot);
         self.live -= 1;
         self.stats.executions_finished += 1;
-        let graph = &self.graphs[exec.site.as_u32() as usize];
+        let (id, site, origin, parent_cmd) = (exec.id, exec.site, exec.origin, exec.parent_cmd);
+        let site_index = site.as_u32() as usize;
+        let graph = &self.graphs[site_index];
         let mut outputs = Vec::with_capacity(graph.graph.outputs.len());
         let mut missing = Vec::new();
         for (position, info) in graph.graph.outputs.iter().enumerate() {
@@ -2136,17 +2162,15 @@ impl Node {
                 None => missing.push(info.name.clone()),
             }
         }
-        self.framework.end_execution(exec.id);
+        self.framework.end_execution(id);
         // Taking the charges out releases them exactly once, below.
         let charges = std::mem::take(&mut exec.charges);
-        let site_index = exec.site.as_u32() as usize;
-        if self.pool.len() <= site_index {
-            self.pool.resize_with(site_index + 1, Vec::new);
-        }
-        if self.pool[site_index].len() < POOL_PER_SITE {
+        // One pool entry per graph, made at build.
+        let pool = &mut self.pool[site_index];
+        if pool.free.len() < POOL_PER_SITE {
             // Values left behind (read by nobody after a failure) die here.
-            exec.values.iter_mut().for_each(|v| *v = None);
-            self.pool[site_index].push(ExecBuffers {
+            exec.values.clear();
+            pool.free.push(ExecBuffers {
                 values: std::mem::take(&mut exec.values),
                 reads_left: std::mem::take(&mut exec.reads_left),
                 missing: std::mem::take(&mut exec.missing),
@@ -2154,10 +2178,11 @@ impl Node {
                 charges: Vec::new(),
             });
         }
-        if self.bootstrap_live == Some(exec.id) {
+        entry.exec = None;
+        if self.bootstrap_live == Some(id) {
             self.bootstrap_live = None;
         }
-        match exec.parent_cmd {
+        match parent_cmd {
             Some(cmd) => {
                 // A callee's outputs complete the caller's `Call` op by position.
                 let names = self
@@ -2195,15 +2220,17 @@ impl Node {
             None => {
                 drop(charges);
                 self.steps.push(Step::ExecFinished {
-                    exec: exec.id,
-                    site: exec.site,
-                    origin: exec.origin,
+                    exec: id,
+                    site,
+                    origin,
                     outputs,
                     missing,
                 });
             }
         }
-        self.next_bootstrap();
+        if self.bootstrap_live.is_none() && !self.bootstrap_queue.is_empty() {
+            self.next_bootstrap();
+        }
     }
 
     fn source_of(&self, op: OpRef) -> Option<&TriggerSource> {
