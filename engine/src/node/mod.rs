@@ -1871,25 +1871,15 @@ impl Node {
         let compiled = &graph.ops[op];
         let exec_id = exec.id;
 
-        // Gather inputs: the last reader of a value takes it, earlier ones clone.
-        self.scratch_inputs.clear();
-        for port in graph.topo.op_inputs(ready.op) {
-            let value = port.and_then(|value| {
-                let v = value.index();
-                exec.reads_left[v] -= 1;
-                if exec.reads_left[v] == 0 && !graph.is_output[v] {
-                    exec.values[v].take()
-                } else {
-                    exec.values[v].as_ref().map(|value| value.clone_value())
-                }
-            });
-            self.scratch_inputs.push(value);
-        }
-
         if let Dispatch::Syscall(Syscall::PassThrough) = compiled.dispatch {
             // Fast path: the value moves from the input slot to the output
-            // slot; no resource handle is built (PassThrough touches none).
-            let value = self.scratch_inputs.pop().flatten();
+            // slot without the scratch vectors; no resource handle is built
+            // (PassThrough touches none). It has one input port (checked
+            // when the syscall parses); the last port's value is forwarded.
+            let mut value = None;
+            for port in graph.topo.op_inputs(ready.op) {
+                value = port.and_then(|value| read_input(exec, graph, value.index()));
+            }
             let op_ref = compiled.op_ref;
             match (value, graph.topo.op_outputs(ready.op).first()) {
                 (Some(value), Some(Some(index))) => {
@@ -1923,9 +1913,19 @@ impl Node {
                     });
                 }
             }
-            self.finish_if_idle(ready.slot);
+            if exec.pending == 0 {
+                self.finish_if_idle(ready.slot);
+            }
             return;
         }
+
+        // Gather inputs: the last reader of a value takes it, earlier ones clone.
+        self.scratch_inputs.clear();
+        for port in graph.topo.op_inputs(ready.op) {
+            let value = port.and_then(|value| read_input(exec, graph, value.index()));
+            self.scratch_inputs.push(value);
+        }
+
         if let Dispatch::Call { callee } = compiled.dispatch {
             self.call(ready, exec_id, callee);
             return;
@@ -2361,6 +2361,18 @@ fn exec_slot(execs: &mut [ExecSlot], slot: u32, gen: u32) -> Option<&mut Executi
         return None;
     }
     entry.exec.as_mut()
+}
+
+/// One input port's read of value `v`: the last reader takes the value,
+/// earlier ones clone it (graph outputs are always cloned: they are kept
+/// until the execution ends).
+fn read_input(exec: &mut Execution, graph: &CompiledGraph, v: usize) -> Option<Box<dyn SlotValue>> {
+    exec.reads_left[v] -= 1;
+    if exec.reads_left[v] == 0 && !graph.is_output[v] {
+        exec.values[v].take()
+    } else {
+        exec.values[v].as_ref().map(|value| value.clone_value())
+    }
 }
 
 /// Stores `value` and queues every consumer that became ready.
