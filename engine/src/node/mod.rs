@@ -833,8 +833,15 @@ impl Node {
         let mut budget = self.config.ops_per_poll;
         self.run_frontier(now_ns, &mut budget);
         self.route_bus(now_ns);
-        self.fire_timers(now_ns);
-        self.expire_requests(now_ns);
+        // Neither phase can make the other due: one check covers both.
+        if self
+            .framework
+            .next_deadline()
+            .is_some_and(|at| at <= now_ns)
+        {
+            self.fire_timers(now_ns);
+            self.expire_requests(now_ns);
+        }
         self.apply_completions(now_ns);
         self.run_frontier(now_ns, &mut budget);
         if budget == 0 && !self.frontier.is_empty() {
@@ -1676,11 +1683,15 @@ impl Node {
             self.report_drop(DropReason::OutboundFull, outbound_dropped);
         }
         debug_assert!(self.stats.dropped >= dropped_before);
-        for envelope in self.framework.outbound().drain() {
-            self.steps.push(Step::SendEnvelope(envelope));
+        if !self.framework.outbound().is_empty() {
+            for envelope in self.framework.outbound().drain() {
+                self.steps.push(Step::SendEnvelope(envelope));
+            }
         }
-        self.steps
-            .extend(self.framework.drain_app_outputs().map(Step::AppOutput));
+        if self.framework.holders().app_outputs > 0 {
+            self.steps
+                .extend(self.framework.drain_app_outputs().map(Step::AppOutput));
+        }
     }
 
     // ---- executions ----------------------------------------------------
