@@ -564,11 +564,16 @@ pub struct Node {
 const POOL_PER_SITE: usize = 32;
 
 /// Per-site reuse state: free buffers and the initial per-op counts.
+///
+/// Buffers are moved field by field between an execution and a pool entry
+/// (entries stay in place): `bufs[..spare]` hold emptied vectors with
+/// capacity, the rest are empty shells.
 #[derive(Debug, Default)]
 struct SitePool {
-    /// Buffers of finished executions (at most [`POOL_PER_SITE`]); their
-    /// `values` are empty.
-    free: Vec<ExecBuffers>,
+    /// At most [`POOL_PER_SITE`] entries; every vector in them is empty.
+    bufs: Vec<ExecBuffers>,
+    /// How many of `bufs` hold reusable capacity.
+    spare: usize,
     /// Per op: distinct input values it waits for
     /// ([`crate::graph::GraphTopology::required_inputs`]), copied into every
     /// new execution's `missing`.
@@ -579,7 +584,8 @@ impl SitePool {
     fn for_graph(graph: &CompiledGraph) -> Self {
         let op_count = graph.topo.op_count();
         Self {
-            free: Vec::new(),
+            bufs: Vec::new(),
+            spare: 0,
             required: (0..op_count)
                 .map(|op| graph.topo.required_inputs(op as u32))
                 .collect(),
@@ -587,14 +593,13 @@ impl SitePool {
     }
 }
 
-/// The dense vectors of an execution, kept for reuse after it ends.
+/// The dense vectors of an execution, kept (empty) for reuse after it ends.
 #[derive(Debug, Default)]
 struct ExecBuffers {
     values: Vec<Option<Box<dyn SlotValue>>>,
     reads_left: Vec<u32>,
     missing: Vec<u32>,
     fired: Vec<bool>,
-    charges: Vec<ByteCharge>,
 }
 
 impl std::fmt::Debug for Node {
@@ -1772,7 +1777,9 @@ impl Node {
         }
         self.scratch_indexed = indexed;
         let id = exec.id;
-        self.finish_if_idle(slot);
+        if exec.pending == 0 {
+            self.finish_if_idle(slot);
+        }
         Ok(id)
     }
 
@@ -1819,20 +1826,6 @@ impl Node {
         };
         let site_index = site.as_u32() as usize;
         let graph = &self.graphs[site_index];
-        // One pool entry per graph, made at build.
-        let pool = &mut self.pool[site_index];
-        let mut buffers = pool.free.pop().unwrap_or_default();
-        // Pooled `values` are empty (cleared when their execution ended).
-        buffers.values.clear();
-        buffers
-            .values
-            .resize_with(graph.topo.value_count(), || None);
-        buffers.reads_left.clear();
-        buffers.reads_left.extend_from_slice(&graph.port_reads);
-        buffers.missing.clear();
-        buffers.missing.extend_from_slice(&pool.required);
-        buffers.fired.clear();
-        buffers.fired.resize(pool.required.len(), false);
         let slot = match self.free.pop() {
             Some(slot) => slot,
             None => {
@@ -1842,25 +1835,49 @@ impl Node {
         };
         let entry = &mut self.execs[slot as usize];
         let gen = entry.gen;
+        // One pool entry per graph, made at build.
+        let pool = &mut self.pool[site_index];
+        let spare = match pool.spare.checked_sub(1) {
+            Some(last) => {
+                pool.spare = last;
+                pool.bufs.get_mut(last)
+            }
+            None => None,
+        };
+        let (values, reads_left, missing, fired) = match spare {
+            Some(b) => (
+                std::mem::take(&mut b.values),
+                std::mem::take(&mut b.reads_left),
+                std::mem::take(&mut b.missing),
+                std::mem::take(&mut b.fired),
+            ),
+            None => Default::default(),
+        };
         // Built in place: an `Execution` is large, a move costs a memcpy.
-        entry.exec = Some(Execution {
+        let exec = entry.exec.insert(Execution {
             id: ExecId::new(id),
             site,
             origin,
             parent_cmd,
             inbound,
-            values: buffers.values,
-            reads_left: buffers.reads_left,
-            missing: buffers.missing,
-            fired: buffers.fired,
+            values,
+            reads_left,
+            missing,
+            fired,
             // Roots are distinct op indices (u32), so their count fits.
             pending: graph.roots.len() as u32,
-            charges: buffers.charges,
+            charges: Vec::new(),
         });
+        // Pooled vectors are empty (emptied when their execution ended).
+        exec.values.resize_with(graph.topo.value_count(), || None);
+        exec.reads_left.extend_from_slice(&graph.port_reads);
+        exec.missing.extend_from_slice(&pool.required);
+        exec.fired.resize(pool.required.len(), false);
         self.live += 1;
         self.stats.executions_started += 1;
-        self.frontier
-            .extend(graph.roots.iter().map(|&op| Ready { slot, gen, op }));
+        for &op in &graph.roots {
+            self.frontier.push_back(Ready { slot, gen, op });
+        }
         Ok((slot, gen))
     }
 
@@ -2178,16 +2195,22 @@ impl Node {
         let charges = std::mem::take(&mut exec.charges);
         // One pool entry per graph, made at build.
         let pool = &mut self.pool[site_index];
-        if pool.free.len() < POOL_PER_SITE {
-            // Values left behind (read by nobody after a failure) die here.
-            exec.values.clear();
-            pool.free.push(ExecBuffers {
-                values: std::mem::take(&mut exec.values),
-                reads_left: std::mem::take(&mut exec.reads_left),
-                missing: std::mem::take(&mut exec.missing),
-                fired: std::mem::take(&mut exec.fired),
-                charges: Vec::new(),
-            });
+        if pool.spare < POOL_PER_SITE {
+            if pool.spare == pool.bufs.len() {
+                pool.bufs.push(ExecBuffers::default());
+            }
+            if let Some(b) = pool.bufs.get_mut(pool.spare) {
+                pool.spare += 1;
+                // Values left behind (read by nobody after a failure) die here.
+                exec.values.clear();
+                exec.reads_left.clear();
+                exec.missing.clear();
+                exec.fired.clear();
+                b.values = std::mem::take(&mut exec.values);
+                b.reads_left = std::mem::take(&mut exec.reads_left);
+                b.missing = std::mem::take(&mut exec.missing);
+                b.fired = std::mem::take(&mut exec.fired);
+            }
         }
         entry.exec = None;
         if self.bootstrap_live == Some(id) {
