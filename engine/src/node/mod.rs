@@ -204,6 +204,7 @@ impl NodeBuilder {
             .filter(|g| g.bootstrap)
             .map(|g| g.site)
             .collect();
+        let pool = graphs.iter().map(SitePool::for_graph).collect();
         Ok(Node {
             peer: self.peer,
             bus: TypedBus::new(self.config.bus_capacity),
@@ -236,7 +237,7 @@ impl NodeBuilder {
             bootstrap_live: None,
             started: false,
             stats: NodeStats::default(),
-            pool: Vec::new(),
+            pool,
             incarnation: Incarnation::new(0),
         })
     }
@@ -552,8 +553,9 @@ pub struct Node {
     bootstrap_live: Option<ExecId>,
     started: bool,
     stats: NodeStats,
-    /// Per site: storage of finished executions, reused by new ones.
-    pool: Vec<Vec<ExecBuffers>>,
+    /// Per site (one entry per graph, made at build): storage of finished
+    /// executions, reused by new ones, and what a new execution starts from.
+    pool: Vec<SitePool>,
     /// How many times this Node's state was restored from a snapshot.
     incarnation: Incarnation,
 }
@@ -561,14 +563,43 @@ pub struct Node {
 /// Most finished-execution buffers kept for reuse, per site.
 const POOL_PER_SITE: usize = 32;
 
-/// The dense vectors of an execution, kept for reuse after it ends.
+/// Per-site reuse state: free buffers and the initial per-op counts.
+///
+/// Buffers are moved field by field between an execution and a pool entry
+/// (entries stay in place): `bufs[..spare]` hold emptied vectors with
+/// capacity, the rest are empty shells.
+#[derive(Debug, Default)]
+struct SitePool {
+    /// At most [`POOL_PER_SITE`] entries; every vector in them is empty.
+    bufs: Vec<ExecBuffers>,
+    /// How many of `bufs` hold reusable capacity.
+    spare: usize,
+    /// Per op: distinct input values it waits for
+    /// ([`crate::graph::GraphTopology::required_inputs`]), copied into every
+    /// new execution's `missing`.
+    required: Vec<u32>,
+}
+
+impl SitePool {
+    fn for_graph(graph: &CompiledGraph) -> Self {
+        let op_count = graph.topo.op_count();
+        Self {
+            bufs: Vec::new(),
+            spare: 0,
+            required: (0..op_count)
+                .map(|op| graph.topo.required_inputs(op as u32))
+                .collect(),
+        }
+    }
+}
+
+/// The dense vectors of an execution, kept (empty) for reuse after it ends.
 #[derive(Debug, Default)]
 struct ExecBuffers {
     values: Vec<Option<Box<dyn SlotValue>>>,
     reads_left: Vec<u32>,
     missing: Vec<u32>,
     fired: Vec<bool>,
-    charges: Vec<ByteCharge>,
 }
 
 impl std::fmt::Debug for Node {
@@ -807,8 +838,15 @@ impl Node {
         let mut budget = self.config.ops_per_poll;
         self.run_frontier(now_ns, &mut budget);
         self.route_bus(now_ns);
-        self.fire_timers(now_ns);
-        self.expire_requests(now_ns);
+        // Neither phase can make the other due: one check covers both.
+        if self
+            .framework
+            .next_deadline()
+            .is_some_and(|at| at <= now_ns)
+        {
+            self.fire_timers(now_ns);
+            self.expire_requests(now_ns);
+        }
         self.apply_completions(now_ns);
         self.run_frontier(now_ns, &mut budget);
         if budget == 0 && !self.frontier.is_empty() {
@@ -1653,11 +1691,15 @@ impl Node {
             self.report_drop(DropReason::OutboundFull, outbound_dropped);
         }
         debug_assert!(self.stats.dropped >= dropped_before);
-        for envelope in self.framework.outbound().drain() {
-            self.steps.push(Step::SendEnvelope(envelope));
+        if !self.framework.outbound().is_empty() {
+            for envelope in self.framework.outbound().drain() {
+                self.steps.push(Step::SendEnvelope(envelope));
+            }
         }
-        self.steps
-            .extend(self.framework.drain_app_outputs().map(Step::AppOutput));
+        if self.framework.holders().app_outputs > 0 {
+            self.steps
+                .extend(self.framework.drain_app_outputs().map(Step::AppOutput));
+        }
     }
 
     // ---- executions ----------------------------------------------------
@@ -1738,7 +1780,9 @@ impl Node {
         }
         self.scratch_indexed = indexed;
         let id = exec.id;
-        self.finish_if_idle(slot);
+        if exec.pending == 0 {
+            self.finish_if_idle(slot);
+        }
         Ok(id)
     }
 
@@ -1793,38 +1837,8 @@ impl Node {
         let Some(id) = self.exec_ids.mint() else {
             return Err(AppIngressErrorKind::IdsExhausted);
         };
-        let graph = &self.graphs[site.as_u32() as usize];
-        let op_count = graph.topo.op_count();
-        let mut buffers = self
-            .pool
-            .get_mut(site.as_u32() as usize)
-            .and_then(Vec::pop)
-            .unwrap_or_default();
-        buffers.values.clear();
-        buffers
-            .values
-            .resize_with(graph.topo.value_count(), || None);
-        buffers.reads_left.clear();
-        buffers.reads_left.extend_from_slice(&graph.port_reads);
-        buffers.missing.clear();
-        buffers
-            .missing
-            .extend((0..op_count).map(|op| graph.topo.required_inputs(op as u32)));
-        buffers.fired.clear();
-        buffers.fired.resize(op_count, false);
-        let exec = Execution {
-            id: ExecId::new(id),
-            site,
-            origin,
-            parent_cmd,
-            inbound,
-            values: buffers.values,
-            reads_left: buffers.reads_left,
-            missing: buffers.missing,
-            fired: buffers.fired,
-            pending: 0,
-            charges: buffers.charges,
-        };
+        let site_index = site.as_u32() as usize;
+        let graph = &self.graphs[site_index];
         let slot = match self.free.pop() {
             Some(slot) => slot,
             None => {
@@ -1833,13 +1847,48 @@ impl Node {
             }
         };
         let entry = &mut self.execs[slot as usize];
-        entry.exec = Some(exec);
         let gen = entry.gen;
+        // One pool entry per graph, made at build.
+        let pool = &mut self.pool[site_index];
+        let spare = match pool.spare.checked_sub(1) {
+            Some(last) => {
+                pool.spare = last;
+                pool.bufs.get_mut(last)
+            }
+            None => None,
+        };
+        let (values, reads_left, missing, fired) = match spare {
+            Some(b) => (
+                std::mem::take(&mut b.values),
+                std::mem::take(&mut b.reads_left),
+                std::mem::take(&mut b.missing),
+                std::mem::take(&mut b.fired),
+            ),
+            None => Default::default(),
+        };
+        // Built in place: an `Execution` is large, a move costs a memcpy.
+        let exec = entry.exec.insert(Execution {
+            id: ExecId::new(id),
+            site,
+            origin,
+            parent_cmd,
+            inbound,
+            values,
+            reads_left,
+            missing,
+            fired,
+            // Roots are distinct op indices (u32), so their count fits.
+            pending: graph.roots.len() as u32,
+            charges: Vec::new(),
+        });
+        // Pooled vectors are empty (emptied when their execution ended).
+        exec.values.resize_with(graph.topo.value_count(), || None);
+        exec.reads_left.extend_from_slice(&graph.port_reads);
+        exec.missing.extend_from_slice(&pool.required);
+        exec.fired.resize(pool.required.len(), false);
         self.live += 1;
         self.stats.executions_started += 1;
-        let exec = entry.exec.as_mut().expect("just stored");
         for &op in &graph.roots {
-            exec.pending += 1;
             self.frontier.push_back(Ready { slot, gen, op });
         }
         Ok((slot, gen))
@@ -1863,25 +1912,15 @@ impl Node {
         let compiled = &graph.ops[op];
         let exec_id = exec.id;
 
-        // Gather inputs: the last reader of a value takes it, earlier ones clone.
-        self.scratch_inputs.clear();
-        for port in graph.topo.op_inputs(ready.op) {
-            let value = port.and_then(|value| {
-                let v = value.index();
-                exec.reads_left[v] -= 1;
-                if exec.reads_left[v] == 0 && !graph.is_output[v] {
-                    exec.values[v].take()
-                } else {
-                    exec.values[v].as_ref().map(|value| value.clone_value())
-                }
-            });
-            self.scratch_inputs.push(value);
-        }
-
         if let Dispatch::Syscall(Syscall::PassThrough) = compiled.dispatch {
             // Fast path: the value moves from the input slot to the output
-            // slot; no resource handle is built (PassThrough touches none).
-            let value = self.scratch_inputs.pop().flatten();
+            // slot without the scratch vectors; no resource handle is built
+            // (PassThrough touches none). It has one input port (checked
+            // when the syscall parses); the last port's value is forwarded.
+            let mut value = None;
+            for port in graph.topo.op_inputs(ready.op) {
+                value = port.and_then(|value| read_input(exec, graph, value.index()));
+            }
             let op_ref = compiled.op_ref;
             match (value, graph.topo.op_outputs(ready.op).first()) {
                 (Some(value), Some(Some(index))) => {
@@ -1915,9 +1954,19 @@ impl Node {
                     });
                 }
             }
-            self.finish_if_idle(ready.slot);
+            if exec.pending == 0 {
+                self.finish_if_idle(ready.slot);
+            }
             return;
         }
+
+        // Gather inputs: the last reader of a value takes it, earlier ones clone.
+        self.scratch_inputs.clear();
+        for port in graph.topo.op_inputs(ready.op) {
+            let value = port.and_then(|value| read_input(exec, graph, value.index()));
+            self.scratch_inputs.push(value);
+        }
+
         if let Dispatch::Call { callee } = compiled.dispatch {
             self.call(ready, exec_id, callee);
             return;
@@ -2128,18 +2177,23 @@ impl Node {
     }
 
     fn finish_if_idle(&mut self, slot: u32) {
-        let entry = &mut self.execs[slot as usize];
-        if entry.exec.as_ref().is_none_or(|exec| exec.pending > 0) {
-            return;
-        }
-        let Some(mut exec) = entry.exec.take() else {
+        let Some(entry) = self.execs.get_mut(slot as usize) else {
             return;
         };
+        // Worked on in place: taking the (large) `Execution` out would copy it.
+        let Some(exec) = entry.exec.as_mut() else {
+            return;
+        };
+        if exec.pending > 0 {
+            return;
+        }
         entry.gen = entry.gen.wrapping_add(1);
         self.free.push(slot);
         self.live -= 1;
         self.stats.executions_finished += 1;
-        let graph = &self.graphs[exec.site.as_u32() as usize];
+        let (id, site, origin, parent_cmd) = (exec.id, exec.site, exec.origin, exec.parent_cmd);
+        let site_index = site.as_u32() as usize;
+        let graph = &self.graphs[site_index];
         let mut outputs = Vec::with_capacity(graph.graph.outputs.len());
         let mut missing = Vec::new();
         for (position, info) in graph.graph.outputs.iter().enumerate() {
@@ -2149,28 +2203,33 @@ impl Node {
                 None => missing.push(info.name.clone()),
             }
         }
-        self.framework.end_execution(exec.id);
+        self.framework.end_execution(id);
         // Taking the charges out releases them exactly once, below.
         let charges = std::mem::take(&mut exec.charges);
-        let site_index = exec.site.as_u32() as usize;
-        if self.pool.len() <= site_index {
-            self.pool.resize_with(site_index + 1, Vec::new);
+        // One pool entry per graph, made at build.
+        let pool = &mut self.pool[site_index];
+        if pool.spare < POOL_PER_SITE {
+            if pool.spare == pool.bufs.len() {
+                pool.bufs.push(ExecBuffers::default());
+            }
+            if let Some(b) = pool.bufs.get_mut(pool.spare) {
+                pool.spare += 1;
+                // Values left behind (read by nobody after a failure) die here.
+                exec.values.clear();
+                exec.reads_left.clear();
+                exec.missing.clear();
+                exec.fired.clear();
+                b.values = std::mem::take(&mut exec.values);
+                b.reads_left = std::mem::take(&mut exec.reads_left);
+                b.missing = std::mem::take(&mut exec.missing);
+                b.fired = std::mem::take(&mut exec.fired);
+            }
         }
-        if self.pool[site_index].len() < POOL_PER_SITE {
-            // Values left behind (read by nobody after a failure) die here.
-            exec.values.iter_mut().for_each(|v| *v = None);
-            self.pool[site_index].push(ExecBuffers {
-                values: std::mem::take(&mut exec.values),
-                reads_left: std::mem::take(&mut exec.reads_left),
-                missing: std::mem::take(&mut exec.missing),
-                fired: std::mem::take(&mut exec.fired),
-                charges: Vec::new(),
-            });
-        }
-        if self.bootstrap_live == Some(exec.id) {
+        entry.exec = None;
+        if self.bootstrap_live == Some(id) {
             self.bootstrap_live = None;
         }
-        match exec.parent_cmd {
+        match parent_cmd {
             Some(cmd) => {
                 // A callee's outputs complete the caller's `Call` op by position.
                 let names = self
@@ -2208,15 +2267,17 @@ impl Node {
             None => {
                 drop(charges);
                 self.steps.push(Step::ExecFinished {
-                    exec: exec.id,
-                    site: exec.site,
-                    origin: exec.origin,
+                    exec: id,
+                    site,
+                    origin,
                     outputs,
                     missing,
                 });
             }
         }
-        self.next_bootstrap();
+        if self.bootstrap_live.is_none() && !self.bootstrap_queue.is_empty() {
+            self.next_bootstrap();
+        }
     }
 
     fn source_of(&self, op: OpRef) -> Option<&TriggerSource> {
@@ -2355,6 +2416,18 @@ fn exec_slot(execs: &mut [ExecSlot], slot: u32, gen: u32) -> Option<&mut Executi
         return None;
     }
     entry.exec.as_mut()
+}
+
+/// One input port's read of value `v`: the last reader takes the value,
+/// earlier ones clone it (graph outputs are always cloned: they are kept
+/// until the execution ends).
+fn read_input(exec: &mut Execution, graph: &CompiledGraph, v: usize) -> Option<Box<dyn SlotValue>> {
+    exec.reads_left[v] -= 1;
+    if exec.reads_left[v] == 0 && !graph.is_output[v] {
+        exec.values[v].take()
+    } else {
+        exec.values[v].as_ref().map(|value| value.clone_value())
+    }
 }
 
 /// Stores `value` and queues every consumer that became ready.
