@@ -224,8 +224,13 @@ impl Framework {
     /// Forgets per-execution state (the `Any` and `DeadlineMatch` latches)
     /// of an execution that has ended, so those tables do not grow.
     pub fn end_execution(&mut self, exec: ExecId) {
-        self.any_latches.clear_exec(exec);
-        self.deadline_match.clear_exec(exec);
+        // Most graphs use no latch: skip the table lookups when nothing is held.
+        if !self.any_latches.is_empty() {
+            self.any_latches.clear_exec(exec);
+        }
+        if !self.deadline_match.is_empty() {
+            self.deadline_match.clear_exec(exec);
+        }
     }
 
     /// Per-peer back-off (advisories from notices, resets from clears).
