@@ -6,12 +6,14 @@
 //!   through its ingress ([`ActorHandle::ingress`], the [`Router`]).
 //! * The thread never spins and never ticks: when the Node has nothing to
 //!   do it sleeps in [`IngressQueue::wait`] until mail arrives, the Node's
-//!   next deadline passes, or the ingress closes.
+//!   next deadline passes, or the ingress closes. (This relies on the
+//!   engine's contract that a poll at or after a deadline consumes it.)
 //! * Every `SendEnvelope` step is routed or refused, and counted either way
 //!   (`envelopes_out == routed + refused_*` in [`ActorStats`]).
-//! * A panic escaping [`Node::poll`] stops this actor only: it is caught,
-//!   the actor unregisters, closes and drains its ingress (counting what it
-//!   drops) and reports [`ActorError::Panicked`] from [`ActorHandle::stop`].
+//! * A panic escaping [`Node::poll`] (or a value's copy while forwarding)
+//!   stops this actor only: it is caught, the actor closes and drains its
+//!   ingress (counting what it drops), unregisters, and reports
+//!   [`ActorError::Panicked`] from [`ActorHandle::stop`].
 //!
 //! # Lifecycle
 //! 1. [`NodeActor::spawn`] registers the Node's ingress with the router
@@ -83,8 +85,8 @@ impl Default for ActorConfig {
 /// 1. **Poll until idle**: while the Node [has work](Node::has_work) or its
 ///    [next deadline](Node::next_deadline) is due at `clock.now_ns()`, call
 ///    [`Node::poll`] (which drains the ingress itself) — at most
-///    [`ActorConfig::polls_per_round`] times per round, inside
-///    `catch_unwind`.
+///    [`ActorConfig::polls_per_round`] times per round. The whole loop runs
+///    inside one `catch_unwind`.
 /// 2. **Route** each step as it comes out of a poll: `SendEnvelope` goes
 ///    through the [`Router`]; a refusal (`Full`, `UnknownPeer`, `Closed`)
 ///    drops the envelope and is counted in [`ActorStats`]. The sender Node
@@ -238,7 +240,8 @@ pub enum SubscribeError {
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum ActorError {
-    /// A panic escaped [`Node::poll`]; the actor stopped (no restart yet).
+    /// A panic escaped [`Node::poll`] (or a value copy while forwarding);
+    /// the actor stopped. Restarting it is the supervisor's job (not yet built).
     #[error("the Node of peer {peer} panicked and was stopped: {message}")]
     Panicked {
         /// The Node's peer.
@@ -350,7 +353,9 @@ impl NodeActor {
 
     /// The thread body: serve, then shut down (lifecycle steps 2–5).
     fn run(mut self) -> Result<ActorReport, ActorError> {
-        let served = self.serve();
+        // One catch around the whole loop: a panic in the engine, or in a
+        // value's copy while forwarding, stops this actor and nothing else.
+        let served = catch_unwind(AssertUnwindSafe(|| self.serve())).map_err(panic_message);
         let mut leftovers = Vec::new();
         let dropped_at_close = self.ingress.drain_after_close(&mut leftovers) as u64;
         drop(leftovers);
@@ -376,15 +381,15 @@ impl NodeActor {
     }
 
     /// The loop; returns once the ingress is closed and drained, with
-    /// whether the drain was cut short, or the message of a caught panic.
-    fn serve(&mut self) -> Result<bool, String> {
+    /// whether the drain was cut short.
+    fn serve(&mut self) -> bool {
         let rounds = self.config.polls_per_round.max(1);
         loop {
             for _ in 0..rounds {
                 if !self.due() {
                     break;
                 }
-                self.poll_once()?;
+                self.poll_once();
             }
             if self.ingress.is_closed() {
                 return self.drain_closed();
@@ -405,14 +410,14 @@ impl NodeActor {
     }
 
     /// Polls until the closed Node has no work (mail still queued is handled).
-    fn drain_closed(&mut self) -> Result<bool, String> {
+    fn drain_closed(&mut self) -> bool {
         for _ in 0..self.config.max_stop_polls {
             if !self.node.has_work() {
-                return Ok(false);
+                return false;
             }
-            self.poll_once()?;
+            self.poll_once();
         }
-        Ok(self.node.has_work())
+        self.node.has_work()
     }
 
     /// Whether a poll now would do something.
@@ -424,20 +429,16 @@ impl NodeActor {
                 .is_some_and(|at| at <= self.clock.now_ns())
     }
 
-    /// One poll inside `catch_unwind`, then routes its steps.
-    fn poll_once(&mut self) -> Result<(), String> {
+    /// One poll at the clock's current time, then routes its steps.
+    fn poll_once(&mut self) {
         let now_ns = self.clock.now_ns();
-        let node = &mut self.node;
-        let steps = &mut self.steps;
-        catch_unwind(AssertUnwindSafe(|| steps.extend(node.poll(now_ns))))
-            .map_err(panic_message)?;
-        self.shared.counters.polls.fetch_add(1, Ordering::Relaxed);
         let mut steps = std::mem::take(&mut self.steps);
+        steps.extend(self.node.poll(now_ns));
+        self.shared.counters.polls.fetch_add(1, Ordering::Relaxed);
         for step in steps.drain(..) {
             self.handle_step(step);
         }
         self.steps = steps;
-        Ok(())
     }
 
     fn handle_step(&self, step: Step) {
