@@ -207,33 +207,16 @@ fn bump(counter: &mut u64) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::value::{EncodeError, TypeTag};
-
-    #[derive(Clone, Debug, PartialEq)]
-    struct Num(u64);
-
-    impl SlotValue for Num {
-        fn type_tag(&self) -> TypeTag {
-            TypeTag::new(TypeTag::USER_MIN)
-        }
-        fn clone_value(&self) -> Box<dyn SlotValue> {
-            Box::new(self.clone())
-        }
-        fn encode(&self, out: &mut Vec<u8>) -> Result<(), EncodeError> {
-            out.extend_from_slice(&self.0.to_le_bytes());
-            Ok(())
-        }
-        fn eq_value(&self, other: &dyn SlotValue) -> bool {
-            other.downcast_ref::<Self>() == Some(self)
-        }
-    }
+    use crate::value::U64Value;
 
     fn num(n: u64) -> Box<dyn SlotValue> {
-        Box::new(Num(n))
+        Box::new(U64Value(n))
     }
 
     fn unnum(v: &dyn SlotValue) -> u64 {
-        v.downcast_ref::<Num>().expect("test value is Num").0
+        v.downcast_ref::<U64Value>()
+            .expect("test values are U64Value")
+            .0
     }
 
     fn small() -> HoldTable {

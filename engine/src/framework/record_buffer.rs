@@ -190,34 +190,15 @@ impl Default for RecordBuffer {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::value::{EncodeError, TypeTag};
-
-    #[derive(Clone, Debug, PartialEq)]
-    struct Num(u64);
-
-    impl SlotValue for Num {
-        fn type_tag(&self) -> TypeTag {
-            TypeTag::new(TypeTag::USER_MIN)
-        }
-        fn clone_value(&self) -> Box<dyn SlotValue> {
-            Box::new(self.clone())
-        }
-        fn encode(&self, out: &mut Vec<u8>) -> Result<(), EncodeError> {
-            out.extend_from_slice(&self.0.to_le_bytes());
-            Ok(())
-        }
-        fn eq_value(&self, other: &dyn SlotValue) -> bool {
-            other.downcast_ref::<Num>() == Some(self)
-        }
-    }
+    use crate::value::U64Value;
 
     fn num(n: u64) -> Box<dyn SlotValue> {
-        Box::new(Num(n))
+        Box::new(U64Value(n))
     }
 
     fn nums<'a>(it: impl Iterator<Item = &'a RecordedValue>) -> Vec<(u64, u64)> {
         it.map(|r| {
-            let n = r.value.downcast_ref::<Num>().map_or(u64::MAX, |n| n.0);
+            let n = r.value.downcast_ref::<U64Value>().map_or(u64::MAX, |n| n.0);
             (n, r.recorded_at_ns)
         })
         .collect()
@@ -273,7 +254,7 @@ mod tests {
         let RecordError::TooManyNames { name, value, cap } = err;
         assert_eq!(name, "b");
         assert_eq!(cap, 1);
-        assert!(value.eq_value(&Num(42)));
+        assert!(value.eq_value(&U64Value(42)));
         assert!(msg.contains("raise the cap"), "{msg}");
         assert_eq!(b.stats().refused_names, 1);
         assert_eq!(b.len("b"), 0);

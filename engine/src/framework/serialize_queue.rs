@@ -246,33 +246,18 @@ fn bump(counter: &mut u64) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::value::{EncodeError, TypeTag};
-
-    #[derive(Clone, Debug, PartialEq)]
-    struct Num(u64);
-
-    impl SlotValue for Num {
-        fn type_tag(&self) -> TypeTag {
-            TypeTag::new(TypeTag::USER_MIN)
-        }
-        fn clone_value(&self) -> Box<dyn SlotValue> {
-            Box::new(self.clone())
-        }
-        fn encode(&self, out: &mut Vec<u8>) -> Result<(), EncodeError> {
-            out.extend_from_slice(&self.0.to_le_bytes());
-            Ok(())
-        }
-        fn eq_value(&self, other: &dyn SlotValue) -> bool {
-            other.downcast_ref::<Self>() == Some(self)
-        }
-    }
+    use crate::value::U64Value;
 
     fn num(n: u64) -> Box<dyn SlotValue> {
-        Box::new(Num(n))
+        Box::new(U64Value(n))
     }
 
     fn unnum(v: Option<Box<dyn SlotValue>>) -> Option<u64> {
-        v.map(|v| v.downcast_ref::<Num>().expect("test value is Num").0)
+        v.map(|v| {
+            v.downcast_ref::<U64Value>()
+                .expect("test values are U64Value")
+                .0
+        })
     }
 
     fn config(max_queues: usize, max_depth: usize) -> SerializeQueueConfig {
@@ -387,13 +372,13 @@ mod tests {
         q.enqueue("a", num(1)).unwrap();
         q.enqueue("a", num(2)).unwrap();
         assert_eq!(
-            q.peek("a").and_then(|v| v.downcast_ref::<Num>()),
-            Some(&Num(1))
+            q.peek("a").and_then(|v| v.downcast_ref::<U64Value>()),
+            Some(&U64Value(1))
         );
         assert!(q.peek("z").is_none());
         let seen: Vec<(&str, u64)> = q
             .iter()
-            .map(|(n, v)| (n, v.downcast_ref::<Num>().unwrap().0))
+            .map(|(n, v)| (n, v.downcast_ref::<U64Value>().unwrap().0))
             .collect();
         assert_eq!(seen, [("a", 1), ("a", 2), ("b", 3)]);
         assert_eq!(q.len("a"), 2, "peek must not consume");
