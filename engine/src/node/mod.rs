@@ -1,8 +1,9 @@
 //! The Node: a sans-IO engine that runs installed graphs, one execution per entry.
 //!
 //! # Driving rule
-//! Inputs arrive through [`Node::invoke`], the `deliver_*` methods and the
-//! thread-safe [`Node::ingress`]; outputs come only from [`Node::poll`],
+//! Inputs arrive through [`Node::invoke`], the `deliver_*` methods,
+//! [`Node::report_send_refused`] and the thread-safe [`Node::ingress`];
+//! outputs come only from [`Node::poll`],
 //! which takes the host's current time. **After every input, poll until
 //! [`Node::has_work`] is false**, then sleep until [`Node::next_deadline`]
 //! or until the ingress wakes you.
@@ -429,6 +430,18 @@ pub enum Step {
     AppOutput(AppOutput),
     /// An envelope to route to another Node.
     SendEnvelope(Envelope),
+    /// The host could not deliver an envelope this Node sent
+    /// ([`Node::report_send_refused`]).
+    SendRefused {
+        /// The destination.
+        to: PeerId,
+        /// Why the host refused it.
+        reason: SendRefusal,
+        /// What the envelope was.
+        kind: EnvelopeKind,
+        /// Its correlation token, if it had one.
+        token: Option<u64>,
+    },
     /// An inbound envelope (or one of its fills) could not be delivered.
     ReceiveFailed {
         /// The sender, when known.
@@ -477,6 +490,45 @@ pub enum DropReason {
     OutboundFull,
 }
 
+/// Why the host could not hand an envelope to its destination
+/// ([`Node::report_send_refused`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[non_exhaustive]
+pub enum SendRefusal {
+    /// The destination's inbound lane is full.
+    Full,
+    /// No Node is known for the destination peer.
+    UnknownPeer,
+    /// The destination is stopping and accepts no more input.
+    Closed,
+}
+
+impl SendRefusal {
+    /// The stable reason a refused request's `Send` op fails with:
+    /// `wire.peer_full`, `wire.unknown_peer` or `wire.peer_closed`.
+    pub fn reason(self) -> &'static str {
+        match self {
+            Self::Full => "wire.peer_full",
+            Self::UnknownPeer => "wire.unknown_peer",
+            Self::Closed => "wire.peer_closed",
+        }
+    }
+
+    /// What happened and what to do, for the failed op's detail.
+    fn detail(self, to: PeerId) -> String {
+        match self {
+            Self::Full => format!(
+                "{to}'s inbound lane is full; nothing was delivered. \
+                 Retry after it drains (sends to it back off until then)"
+            ),
+            Self::UnknownPeer => {
+                format!("no Node is known for {to}; nothing was delivered. Check the peer id")
+            }
+            Self::Closed => format!("{to} is stopping and accepts no more input"),
+        }
+    }
+}
+
 /// Counters of one Node (monotonic except `live_executions` and `parked`).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 #[non_exhaustive]
@@ -511,6 +563,9 @@ pub struct NodeStats {
     pub receive_failures: u64,
     /// Items dropped by bounded structures.
     pub dropped: u64,
+    /// Envelopes the host reported it could not deliver
+    /// ([`Node::report_send_refused`]).
+    pub sends_refused: u64,
     /// Polls run.
     pub polls: u64,
 }
@@ -804,17 +859,98 @@ impl Node {
         self.framework.governor_mut().set_allowlist_mode(on);
     }
 
+    /// Tells the Node that the host could not deliver `envelope`, which
+    /// this Node emitted as a [`Step::SendEnvelope`], because of `reason`.
+    ///
+    /// Always counted in [`NodeStats::sends_refused`] and reported as
+    /// [`Step::SendRefused`]. If it was a request still in flight, the
+    /// request is resolved and its parked `Send` op fails now (no wait for
+    /// the deadline) with [`OpErrorKind::Refused`] and the reason
+    /// [`SendRefusal::reason`]; its execution then ends as it would after
+    /// any failed completion. In addition:
+    /// * [`SendRefusal::Full`] applies a back-off advisory for the
+    ///   destination of the back-pressure config's `retry_after_ns`: further
+    ///   `Send`s to it fail with `wire.backoff` until the advisory passes
+    ///   or the destination sends a `BackoffClear`;
+    /// * [`SendRefusal::UnknownPeer`] counts as a failure of the
+    ///   destination's health (as a timeout does), which may mark it down.
+    ///
+    /// An envelope whose source is not this Node, or whose token matches
+    /// nothing in flight (already answered or expired), is only counted
+    /// and reported.
+    ///
+    /// **Driving rule**: this is an input like the `deliver_*` methods;
+    /// afterwards [`Node::has_work`] is true, so poll until it is false:
+    /// the steps produced here come out of that poll.
+    pub fn report_send_refused(&mut self, envelope: Envelope, reason: SendRefusal, now_ns: u64) {
+        let (from, to, kind, token) = (
+            envelope.src,
+            envelope.dst,
+            envelope.kind,
+            envelope.wire_req_id,
+        );
+        // The values die here; their bytes stay charged to the sending
+        // execution, which releases them when it ends.
+        drop(envelope);
+        self.stats.sends_refused = self.stats.sends_refused.saturating_add(1);
+        self.steps.push(Step::SendRefused {
+            to,
+            reason,
+            kind,
+            token,
+        });
+        match reason {
+            SendRefusal::Full => {
+                let retry = self.framework.backpressure_mut().config().retry_after_ns;
+                self.framework
+                    .backoff_mut()
+                    .apply_advisory(to, retry, now_ns);
+            }
+            SendRefusal::UnknownPeer => {
+                if let Some(HealthTransition::WentDown(peer)) =
+                    self.framework.governor_mut().record_failure(to, now_ns)
+                {
+                    // A built-in kind: the bus never refuses it.
+                    let _ = self.bus.publish(NodeEvent::PeerWentDown { peer });
+                }
+            }
+            SendRefusal::Closed => {}
+        }
+        let Some(token) = token.filter(|_| kind == EnvelopeKind::Request) else {
+            return;
+        };
+        let ours = from == self.peer
+            && self
+                .framework
+                .requests()
+                .peek(token)
+                .is_some_and(|pending| pending.target.peer == to);
+        if !ours {
+            return;
+        }
+        let Some(pending) = self.framework.requests_mut().resolve(token) else {
+            return;
+        };
+        // The op may already have failed by its own timer.
+        if self.parked.contains_key(&pending.cmd) {
+            let error = OpError::new(OpErrorKind::Refused, reason.reason(), reason.detail(to));
+            self.fail_parked_op(pending.cmd, error);
+        }
+    }
+
     /// The Node's framework primitives (read-only), for metrics and tests.
     pub fn framework(&self) -> &Framework {
         &self.framework
     }
 
-    /// Whether a poll now would do work (ready ops, queued mail or results).
+    /// Whether a poll now would do work (ready ops, queued mail or results,
+    /// or steps an input produced that the next poll reports).
     ///
     /// Timers are not counted here, since they depend on the time: a host
     /// also polls once its clock reaches [`Node::next_deadline`].
     pub fn has_work(&self) -> bool {
         !self.started
+            || !self.steps.is_empty()
             || !self.frontier.is_empty()
             || !self.completions.is_empty()
             || !self.staged.is_empty()
@@ -1649,6 +1785,13 @@ impl Node {
             self.finish_control(cmd, ControlOutcome::Failed(detail));
             return;
         }
+        let error = OpError::new(OpErrorKind::Failed, "completion.failed", detail);
+        self.fail_parked_op(cmd, error);
+    }
+
+    /// Fails the graph op parked on `cmd` with `error`; its execution ends
+    /// if nothing else of it is queued or parked.
+    fn fail_parked_op(&mut self, cmd: CommandId, error: OpError) {
         let Some(parked) = self.take_parked(cmd, true) else {
             return;
         };
@@ -1662,7 +1805,7 @@ impl Node {
         self.steps.push(Step::OpFailed {
             exec: exec_id,
             op,
-            error: OpError::new(OpErrorKind::Failed, "completion.failed", detail),
+            error,
         });
         self.finish_if_idle(parked.slot);
     }
