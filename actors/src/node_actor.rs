@@ -9,7 +9,9 @@
 //!   next deadline passes, or the ingress closes. (This relies on the
 //!   engine's contract that a poll at or after a deadline consumes it.)
 //! * Every `SendEnvelope` step is routed or refused, and counted either way
-//!   (`envelopes_out == routed + refused_*` in [`ActorStats`]).
+//!   (`envelopes_out == routed + refused_*` in [`ActorStats`]). A refused
+//!   envelope is handed back to its Node ([`Node::report_send_refused`]),
+//!   so the sending op learns of it at once.
 //! * A panic escaping [`Node::poll`] (or a value's copy while forwarding)
 //!   stops this actor only: it is caught, the actor closes and drains its
 //!   ingress (counting what it drops), unregisters, and reports
@@ -44,7 +46,7 @@ use nodeflow_engine::sync::thread::{self, JoinHandle};
 use nodeflow_engine::sync::{Arc, Mutex};
 use nodeflow_engine::{
     AppOutput, DeliverError, ExecId, ExecOrigin, IngressEvent, IngressQueue, IngressStats, Node,
-    NodeStats, PeerId, SiteId, SlotValue, Step, WaitOutcome,
+    NodeStats, PeerId, SendRefusal, SiteId, SlotValue, Step, WaitOutcome,
 };
 
 use crate::clock::{Clock, WatchError};
@@ -88,11 +90,19 @@ impl Default for ActorConfig {
 ///    [`ActorConfig::polls_per_round`] times per round. The whole loop runs
 ///    inside one `catch_unwind`.
 /// 2. **Route** each step as it comes out of a poll: `SendEnvelope` goes
-///    through the [`Router`]; a refusal (`Full`, `UnknownPeer`, `Closed`)
-///    drops the envelope and is counted in [`ActorStats`]. The sender Node
-///    is *not* told: its `Send` op learns of the loss only by its timeout.
-///    (Feeding refusals back into the Node as a typed send failure, and
-///    back-pressure notices from the receiver, are future work.)
+///    through the [`Router`], which never blocks. A refusal (`Full`,
+///    `UnknownPeer`, `Closed`) is counted in [`ActorStats`] and the
+///    envelope is handed back to the sending Node with
+///    [`Node::report_send_refused`]: a refused request fails its `Send` op
+///    now with a typed reason (`wire.peer_full`, `wire.unknown_peer`,
+///    `wire.peer_closed`) instead of waiting for its deadline, and `Full`
+///    backs the Node off that peer. The report leaves the Node with work,
+///    so step 1 polls again.
+///    The *receiver* of a refused envelope never sees it (it was never in
+///    its lane), so its back-pressure tracker cannot answer that refusal
+///    with a `BackoffNotice`. That is fine: its lane is full, so the
+///    envelopes it does take arrive above its high-water mark and it
+///    notices their senders then, and clears them once it has drained.
 ///    `ExecFinished` and `AppOutput` go to every subscriber as an
 ///    [`ActorOutput`]; other steps are counted only.
 /// 3. **Stop?** If the ingress is closed, drain and exit (module docs,
@@ -441,19 +451,33 @@ impl NodeActor {
         self.steps = steps;
     }
 
-    fn handle_step(&self, step: Step) {
+    fn handle_step(&mut self, step: Step) {
         let counters = &self.shared.counters;
         let peer = self.node.peer();
         match step {
             Step::SendEnvelope(envelope) => {
                 counters.envelopes_out.fetch_add(1, Ordering::Relaxed);
-                let counter = match self.router.route(envelope) {
-                    Ok(()) => &counters.routed,
-                    Err(RouteError::Full(_)) => &counters.refused_full,
-                    Err(RouteError::UnknownPeer(_)) => &counters.refused_unknown_peer,
-                    Err(RouteError::Closed(_)) => &counters.refused_closed,
+                let (counter, reason, envelope) = match self.router.route(envelope) {
+                    Ok(()) => {
+                        counters.routed.fetch_add(1, Ordering::Relaxed);
+                        return;
+                    }
+                    Err(RouteError::Full(envelope)) => {
+                        (&counters.refused_full, SendRefusal::Full, envelope)
+                    }
+                    Err(RouteError::UnknownPeer(envelope)) => (
+                        &counters.refused_unknown_peer,
+                        SendRefusal::UnknownPeer,
+                        envelope,
+                    ),
+                    Err(RouteError::Closed(envelope)) => {
+                        (&counters.refused_closed, SendRefusal::Closed, envelope)
+                    }
                 };
                 counter.fetch_add(1, Ordering::Relaxed);
+                // The Node now has work (the report's steps): the loop polls again.
+                self.node
+                    .report_send_refused(*envelope, reason, self.clock.now_ns());
             }
             Step::ExecFinished {
                 exec,
