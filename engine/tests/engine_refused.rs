@@ -277,7 +277,7 @@ fn a_report_that_matches_no_request_of_ours_only_counts() {
 
     // Same token, but not sent by this Node: the request stays in flight.
     let foreign = Envelope::new(PeerId::new(0xc), B, EnvelopeKind::Request).with_request_id(token);
-    node.report_send_refused(foreign, SendRefusal::Closed, 1);
+    node.report_send_refused(foreign, SendRefusal::Full, 1);
     // Same token, but a different destination.
     let elsewhere =
         Envelope::new(A, PeerId::new(0xd), EnvelopeKind::Request).with_request_id(token);
@@ -291,6 +291,8 @@ fn a_report_that_matches_no_request_of_ours_only_counts() {
     assert_eq!(node.stats().sends_refused, 3);
     assert_eq!(node.stats().parked, 1);
     assert_eq!(node.framework().requests().len(), 1);
+    // The foreign `Full` changed nothing about B.
+    assert!(node.framework().backoff().is_ready(B, 1));
 
     // Its own report still fails it; a second report of it only counts.
     let copy = Envelope::new(A, B, EnvelopeKind::Request).with_request_id(token);

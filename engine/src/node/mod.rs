@@ -875,9 +875,9 @@ impl Node {
     /// * [`SendRefusal::UnknownPeer`] counts as a failure of the
     ///   destination's health (as a timeout does), which may mark it down.
     ///
-    /// An envelope whose source is not this Node, or whose token matches
-    /// nothing in flight (already answered or expired), is only counted
-    /// and reported.
+    /// An envelope whose source is not this Node (a host mistake) is only
+    /// counted and reported. A request whose token matches nothing in
+    /// flight (already answered or expired) fails no op.
     ///
     /// **Driving rule**: this is an input like the `deliver_*` methods;
     /// afterwards [`Node::has_work`] is true, so poll until it is false:
@@ -899,6 +899,9 @@ impl Node {
             kind,
             token,
         });
+        if from != self.peer {
+            return;
+        }
         match reason {
             SendRefusal::Full => {
                 let retry = self.framework.backpressure_mut().config().retry_after_ns;
@@ -919,12 +922,11 @@ impl Node {
         let Some(token) = token.filter(|_| kind == EnvelopeKind::Request) else {
             return;
         };
-        let ours = from == self.peer
-            && self
-                .framework
-                .requests()
-                .peek(token)
-                .is_some_and(|pending| pending.target.peer == to);
+        let ours = self
+            .framework
+            .requests()
+            .peek(token)
+            .is_some_and(|pending| pending.target.peer == to);
         if !ours {
             return;
         }
