@@ -190,7 +190,8 @@ fn unknown_peers_and_full_lanes_are_refused_typed_counted_and_never_block() {
         ByteBudget::new(1 << 20),
     ));
     router.register(SINK, Arc::clone(&sink)).unwrap();
-    // Short Send timeouts so the refused requests finish (with no answer).
+    // Refused requests fail at once (typed); the one that gets through waits
+    // for its short deadline, since nobody drains the sink's lane.
     let timeout_ns = 20_000_000;
     let sender = spawn(
         node(
@@ -223,7 +224,7 @@ fn unknown_peers_and_full_lanes_are_refused_typed_counted_and_never_block() {
     let stats = sender.stats();
     assert!(
         stats.timeouts >= 1,
-        "the Send deadlines were awaited, not spun on"
+        "the routed request's deadline was awaited, not spun on"
     );
     assert_eq!(stats.envelopes_out, 6);
     assert_eq!(stats.refused_unknown_peer, 3);

@@ -214,6 +214,14 @@ impl Node {
             pool: _,                // a cache of free buffers
             incarnation: _,         // captured
         } = self;
+        if !self.steps.is_empty() {
+            // Steps waiting for the next poll (e.g. after
+            // `report_send_refused`) are not captured: poll first.
+            return Err(SnapshotError::Undrained {
+                what: "steps",
+                count: self.steps.len(),
+            });
+        }
         if !self.bus.is_empty() {
             return Err(SnapshotError::Undrained {
                 what: "bus events",
@@ -1633,6 +1641,26 @@ mod tests {
             node.snapshot(),
             Err(SnapshotError::Undrained { count: 1, .. })
         ));
+    }
+
+    #[test]
+    fn steps_waiting_for_a_poll_must_be_drained_before_a_snapshot() {
+        let mut node = parked_node();
+        let envelope = crate::wire::Envelope::new(
+            node.peer(),
+            crate::ids::PeerId::new(99),
+            crate::wire::EnvelopeKind::OneWay,
+        );
+        node.report_send_refused(envelope, crate::node::SendRefusal::Full, 0);
+        assert!(matches!(
+            node.snapshot(),
+            Err(SnapshotError::Undrained {
+                what: "steps",
+                count: 1
+            })
+        ));
+        let _ = node.poll(0).count();
+        assert!(node.snapshot().is_ok());
     }
 
     #[test]
