@@ -6,6 +6,13 @@
 # 2. Every deliberately broken protocol variant (cfg nodeflow_loom_broken)
 #    must be caught: its model run must FAIL. A broken variant that passes
 #    means the model is vacuous, and this script fails.
+#
+# Models live in nodeflow-engine (`loom_*` unit tests beside the primitive
+# they check) and in nodeflow-loom-tests (`tests/loom_*.rs`, protocols that
+# span crates, e.g. tests/loom_actor_park.rs: the actor's park/unpark with
+# its broken twins loom_broken_actor_sleeps_without_recheck and
+# loom_broken_actor_mail_skips_fence). Broken twins are found by name
+# (`loom_broken_*`) in the test list of the broken build.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export LOOM_MAX_PREEMPTIONS=2

@@ -44,8 +44,12 @@ pub fn arc_slice<T>(items: Vec<T>) -> Arc<[T]> {
 
 /// Atomic integers, booleans and fences (std, or loom under `--cfg loom`).
 pub mod atomic {
+    #[cfg(all(loom, nodeflow_loom_broken))]
+    pub use super::loom_fault::fence;
+    #[cfg(all(loom, not(nodeflow_loom_broken)))]
+    pub use loom::sync::atomic::fence;
     #[cfg(loom)]
-    pub use loom::sync::atomic::{fence, AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering};
+    pub use loom::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering};
     #[cfg(not(loom))]
     pub use std::sync::atomic::{fence, AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering};
 }
@@ -53,10 +57,12 @@ pub mod atomic {
 /// Threads: spawning, parking and handles (std, or loom under `--cfg loom`).
 ///
 /// The engine itself never spawns a thread; this module exists for the
-/// actor and runtime crates and for the loom models.
+/// actor and runtime crates and for the loom models. Under loom,
+/// `Builder` and `JoinHandle` are thin stand-ins over loom's threads with
+/// std's API (the stack size is ignored); `park_timeout` has no loom twin.
 pub mod thread {
     #[cfg(loom)]
-    pub use loom::thread::{current, park, spawn, yield_now, JoinHandle, Thread};
+    pub use super::loom_thread::{current, park, spawn, yield_now, Builder, JoinHandle, Thread};
     #[cfg(not(loom))]
     pub use std::thread::{
         current, park, park_timeout, spawn, yield_now, Builder, JoinHandle, Thread,
@@ -233,3 +239,40 @@ pub mod channel {
 
 #[cfg(loom)]
 mod loom_channel;
+
+#[cfg(loom)]
+mod loom_thread;
+
+/// Fault injection for `loom_broken_*` models that span crates (compiled
+/// only with `--cfg loom --cfg nodeflow_loom_broken`).
+///
+/// A model selects a fault for the loom thread that asks for it, so every
+/// other thread, and every model that asks for nothing, runs the real
+/// protocol. The faults act inside the real code paths, through the
+/// facade that every crate takes its synchronisation from.
+#[cfg(all(loom, nodeflow_loom_broken))]
+pub mod loom_fault {
+    use std::cell::Cell;
+
+    use super::atomic::Ordering;
+
+    loom::thread_local! {
+        static SKIP_FENCES: Cell<bool> = Cell::new(false);
+    }
+
+    /// From now on, every [`fence`] executed by the calling loom thread is
+    /// skipped (for example a producer pushing into an ingress then reads
+    /// the doorbell without its `SeqCst` fence).
+    pub fn skip_fences_on_this_thread() {
+        SKIP_FENCES.with(|skip| skip.set(true));
+    }
+
+    /// `loom::sync::atomic::fence`, unless the calling thread asked to
+    /// skip its fences ([`skip_fences_on_this_thread`]).
+    pub fn fence(order: Ordering) {
+        if SKIP_FENCES.with(Cell::get) {
+            return;
+        }
+        loom::sync::atomic::fence(order);
+    }
+}
