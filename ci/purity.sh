@@ -13,7 +13,10 @@ done
 # Source scan of non-test code (belt and braces next to clippy's
 # disallowed-methods, which also runs on tests). Test modules sit at the end
 # of each file by convention, so the scan stops at the first test cfg.
-hits=$(for f in $(find engine/src -name '*.rs'); do
+# engine/src/sync/ is skipped: the facade re-exports threads (and their loom
+# stand-ins) for the actor crate; the engine itself never calls them, which
+# clippy's disallowed-methods checks on every engine call site.
+hits=$(for f in $(find engine/src -name '*.rs' -not -path 'engine/src/sync/*'); do
   awk -v f="$f" '/^#\[cfg\((all\()?test/ {exit} {print f ":" NR ": " $0}' "$f"
 done | grep -E 'Instant::now|SystemTime::now|thread::spawn|std::net::|TcpStream|UdpSocket' \
      | grep -vE '^\S+:[0-9]+:\s*//' || true)
