@@ -10,6 +10,7 @@
 //!   each has at most [`EventSourceConfig::max_subscribers_per_kind`];
 //!   refusals are typed and counted.
 
+use super::bump;
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
@@ -174,10 +175,6 @@ impl Default for EventSourceConfig {
             max_subscribers_per_kind: 1024,
         }
     }
-}
-
-fn bump(counter: &mut u64) {
-    *counter = counter.saturating_add(1);
 }
 
 #[cfg(test)]

@@ -15,6 +15,7 @@
 //! * Iteration and [`HoldTable::flush_all`] are in name order, so snapshots
 //!   and flushes are deterministic.
 
+use super::bump;
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
@@ -198,10 +199,6 @@ impl HoldTableError {
     pub fn into_value(self) -> Box<dyn SlotValue> {
         self.value
     }
-}
-
-fn bump(counter: &mut u64) {
-    *counter = counter.saturating_add(1);
 }
 
 #[cfg(test)]

@@ -17,6 +17,7 @@
 //!   bytes.
 //! * No execution keeps an empty entry.
 
+use super::bump;
 use std::collections::{BTreeMap, BTreeSet};
 
 use serde::{Deserialize, Serialize};
@@ -247,10 +248,6 @@ impl<K: Ord> ExecLatches<K> {
         self.stats.cleared = self.stats.cleared.saturating_add(removed as u64);
         removed
     }
-}
-
-fn bump(counter: &mut u64) {
-    *counter = counter.saturating_add(1);
 }
 
 #[cfg(test)]

@@ -42,3 +42,8 @@ pub use rng::*;
 pub use rtt_tracker::*;
 pub use scheduler::*;
 pub use serialize_queue::*;
+
+/// Adds one to a monotonic counter, saturating instead of wrapping.
+pub(crate) fn bump(counter: &mut u64) {
+    *counter = counter.saturating_add(1);
+}

@@ -13,6 +13,7 @@
 //! * Iteration is in name order, then FIFO order, so snapshots are
 //!   deterministic.
 
+use super::bump;
 use std::collections::{BTreeMap, VecDeque};
 
 use serde::{Deserialize, Serialize};
@@ -237,10 +238,6 @@ impl SerializeQueueError {
     pub fn into_value(self) -> Box<dyn SlotValue> {
         self.value
     }
-}
-
-fn bump(counter: &mut u64) {
-    *counter = counter.saturating_add(1);
 }
 
 #[cfg(test)]

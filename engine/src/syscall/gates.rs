@@ -131,6 +131,12 @@ impl GateSyscall {
 
 fn tx_peer(spec: &OpSpec<'_>) -> Result<PeerSource, SyscallParseError> {
     spec.outputs(Count::One)?;
+    peer_source(spec)
+}
+
+/// Where an outbound op finds its peer: the `peer` attribute (then the op
+/// has one input), or a [`PeerIdValue`] on input 1 (then it has two).
+pub(super) fn peer_source(spec: &OpSpec<'_>) -> Result<PeerSource, SyscallParseError> {
     match spec.optional_non_negative("peer")? {
         Some(raw) => {
             spec.inputs(Count::One)?;

@@ -13,7 +13,7 @@
 use crate::component::{DispatchResult, OpError, OpErrorKind, OpInputs, OpOutputs};
 use crate::ids::{ComponentRef, NodeSiteId, SiteId};
 use crate::runtime::RuntimeResourceRef;
-use crate::syscall::gates::{admit, resolve, PeerSource};
+use crate::syscall::gates::{admit, peer_source, resolve, PeerSource};
 use crate::syscall::parse::{Count, OpSpec};
 use crate::syscall::{take_input, SyscallParseError};
 use crate::value::Trigger;
@@ -96,16 +96,7 @@ impl WireSyscall {
 }
 
 fn parse_send(spec: &OpSpec<'_>) -> Result<WireSyscall, SyscallParseError> {
-    let peer = match spec.optional_non_negative("peer")? {
-        Some(raw) => {
-            spec.inputs(Count::One)?;
-            PeerSource::Attribute(crate::ids::PeerId::new(raw))
-        }
-        None => {
-            spec.inputs(Count::Two)?;
-            PeerSource::Input
-        }
-    };
+    let peer = peer_source(spec)?;
     let request = match spec.optional_non_negative("request")? {
         None | Some(0) => false,
         Some(1) => true,
