@@ -237,6 +237,12 @@ impl IdCounter {
     pub const fn peek(&self) -> u64 {
         self.next
     }
+
+    /// Moves the counter forward so that the next id is at least `next`
+    /// (never backward).
+    pub fn advance_to(&mut self, next: u64) {
+        self.next = self.next.max(next);
+    }
 }
 
 impl Default for IdCounter {

@@ -139,6 +139,13 @@ pub struct IngressQueue {
     bell_cv: Condvar,
     /// Counters of the completion sink (see `completion.rs`).
     pub(crate) sink_counters: SinkCounters,
+    /// Nudges given ([`IngressQueue::nudge`], any thread; `Release`
+    /// increment before the doorbell fence, read `Acquire` by the owner's
+    /// re-check, like a lane's `accepted`).
+    nudges: AtomicU64,
+    /// Nudges the owner has taken ([`IngressQueue::take_nudges`]); written
+    /// and read only by the owner (`Relaxed`).
+    nudges_seen: AtomicU64,
     /// A deliberate protocol bug selected by a `loom_broken_*` model.
     #[cfg(nodeflow_loom_broken)]
     pub(crate) broken: Option<LoomBreakage>,
@@ -345,9 +352,33 @@ impl IngressQueue {
             bell: Mutex::new(None),
             bell_cv: Condvar::new(),
             sink_counters: SinkCounters::default(),
+            nudges: AtomicU64::new(0),
+            nudges_seen: AtomicU64::new(0),
             #[cfg(nodeflow_loom_broken)]
             broken: None,
         }
+    }
+
+    /// Wakes the owner without queuing an event: its `wait` / `poll_ready`
+    /// returns `Ready` until it calls [`IngressQueue::take_nudges`].
+    ///
+    /// For hosts that leave a request beside the queue (a snapshot request,
+    /// a drain order) and need the owner to look at it. Same doorbell as a
+    /// push, so a nudge is never lost; works on a closed queue too (the
+    /// owner is woken by the close anyway).
+    pub fn nudge(&self) {
+        // Doorbell step 1: publish before the fence (pairs with the
+        // owner's `Acquire` re-check in `ready_outcome`).
+        self.nudges.fetch_add(1, Ordering::Release);
+        self.after_accept();
+    }
+
+    /// Owner only: how many nudges arrived since the last call (0 when none).
+    /// Take them before acting on the requests they announce.
+    pub fn take_nudges(&self) -> u64 {
+        let given = self.nudges.load(Ordering::Acquire);
+        let seen = self.nudges_seen.swap(given, Ordering::Relaxed);
+        given.wrapping_sub(seen)
     }
 
     /// Pushes `event` on the lane its variant belongs to ([`IngressEvent::lane`]).
@@ -672,12 +703,15 @@ impl IngressQueue {
         }
     }
 
-    /// `Some` when the owner has something to do: closed, or an event pending.
+    /// `Some` when the owner has something to do: closed, an event pending,
+    /// or a nudge not yet taken.
     fn ready_outcome(&self) -> Option<WaitOutcome> {
         if self.is_closed() {
             return Some(WaitOutcome::Closed);
         }
-        (self.control.pending() || self.data.pending()).then_some(WaitOutcome::Ready)
+        let nudged =
+            self.nudges.load(Ordering::Acquire) != self.nudges_seen.load(Ordering::Relaxed);
+        (nudged || self.control.pending() || self.data.pending()).then_some(WaitOutcome::Ready)
     }
 
     fn lane(&self, lane: Lane) -> &LaneState {
@@ -821,6 +855,20 @@ mod tests {
         fn wake_by_ref(self: &StdArc<Self>) {
             self.0.fetch_add(1, Ordering::SeqCst);
         }
+    }
+
+    #[test]
+    fn a_nudge_wakes_the_owner_until_taken_and_queues_nothing() {
+        let queue = queue(4);
+        assert_eq!(queue.take_nudges(), 0);
+        queue.nudge();
+        queue.nudge();
+        assert!(queue.is_empty(), "a nudge is not an event");
+        assert_eq!(queue.wait(None), WaitOutcome::Ready);
+        assert_eq!(queue.take_nudges(), 2);
+        let soon = Instant::now() + Duration::from_millis(5);
+        assert_eq!(queue.wait(Some(soon)), WaitOutcome::TimedOut);
+        assert_eq!(queue.stats().control.accepted, 0);
     }
 
     #[test]
@@ -1158,6 +1206,34 @@ mod loom_ingress {
         });
     }
 
+    /// (b3) A host nudges the owner (a request left beside the queue)
+    /// while it goes to sleep: the owner must wake and see the request.
+    fn nudge_wakeup(breakage: Breakage) {
+        loom::model(move || {
+            let q = queue(4, breakage);
+            let request = Arc::new(AtomicUsize::new(0));
+            let host = {
+                let (q, request) = (q.clone(), request.clone());
+                thread::spawn(move || {
+                    request.store(7, Ordering::Relaxed);
+                    q.nudge();
+                })
+            };
+            loop {
+                assert_eq!(q.wait(None), WaitOutcome::Ready);
+                if q.take_nudges() > 0 {
+                    break;
+                }
+            }
+            assert_eq!(
+                request.load(Ordering::Relaxed),
+                7,
+                "the nudge publishes the request"
+            );
+            host.join().expect("host");
+        });
+    }
+
     /// (b2) Two producers and a blocking owner that pops as soon as it
     /// wakes: the owner may pop an event whose producer has not yet counted
     /// it (so the owner's `taken` runs ahead of the `accepted` it sees); the
@@ -1279,6 +1355,11 @@ mod loom_ingress {
     }
 
     #[test]
+    fn loom_ingress_nudge_wakes_the_owner() {
+        nudge_wakeup(None);
+    }
+
+    #[test]
     fn loom_ingress_close_vs_push() {
         close_vs_push(None);
     }
@@ -1302,6 +1383,11 @@ mod loom_ingress {
     }
 
     #[cfg(nodeflow_loom_broken)]
+    #[test]
+    fn loom_broken_nudge_skips_fence() {
+        nudge_wakeup(Some(1));
+    }
+
     #[test]
     fn loom_broken_waker_no_recheck() {
         async_wakeup(Some(2));

@@ -197,6 +197,18 @@ impl RequestTracker {
         self.max_pending
     }
 
+    /// The token the next request would get.
+    pub fn next_token(&self) -> u64 {
+        self.tokens.peek()
+    }
+
+    /// Makes every later token at least `next`, so tokens an earlier
+    /// incarnation of the Node handed out are never reused (a late
+    /// response to one of them then matches nothing).
+    pub fn skip_tokens_below(&mut self, next: u64) {
+        self.tokens.advance_to(next);
+    }
+
     /// Lifetime counters.
     pub fn stats(&self) -> RequestStats {
         self.stats

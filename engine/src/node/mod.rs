@@ -132,6 +132,7 @@ pub struct NodeBuilder {
     components: Vec<(String, Box<dyn Component>)>,
     config: NodeConfig,
     registry: Option<Arc<ValueRegistry>>,
+    mailbox: Option<Arc<IngressQueue>>,
 }
 
 impl std::fmt::Debug for NodeBuilder {
@@ -182,6 +183,19 @@ impl NodeBuilder {
         self
     }
 
+    /// Makes the Node use `mailbox` (and the byte budget it charges)
+    /// instead of creating its own; `config.ingress` and
+    /// `config.byte_budget` are then ignored.
+    ///
+    /// A supervisor uses it to restart a Node on the same mailbox: mail
+    /// queued while the Node is rebuilt stays queued, and completion handles
+    /// held by other threads reach the new Node. Build from a Node that has
+    /// been dropped (its values release their charges on the shared budget).
+    pub fn mailbox(mut self, mailbox: Arc<IngressQueue>) -> Self {
+        self.mailbox = Some(mailbox);
+        self
+    }
+
     /// Validates everything and builds the Node.
     pub fn build(self) -> Result<Node, BuildError> {
         let mut slots = HashMap::new();
@@ -195,8 +209,17 @@ impl NodeBuilder {
         }
         let graphs = install(self.graphs, &components, &slots)?;
         let framework = Framework::new(&self.config.framework).map_err(BuildError::Config)?;
-        let budget = ByteBudget::new(self.config.byte_budget);
-        let ingress = Arc::new(IngressQueue::new(self.config.ingress, budget.clone()));
+        let (ingress, budget) = match self.mailbox {
+            Some(mailbox) => {
+                let budget = mailbox.budget().clone();
+                (mailbox, budget)
+            }
+            None => {
+                let budget = ByteBudget::new(self.config.byte_budget);
+                let ingress = Arc::new(IngressQueue::new(self.config.ingress, budget.clone()));
+                (ingress, budget)
+            }
+        };
         let registry = self
             .registry
             .unwrap_or_else(|| Arc::new(ValueRegistry::with_builtins()));
@@ -529,6 +552,17 @@ impl SendRefusal {
     }
 }
 
+/// The next ids of a Node ([`Node::id_watermark`]), carried across a restart.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct IdWatermark {
+    /// Next command id.
+    pub command: u64,
+    /// Next execution id.
+    pub exec: u64,
+    /// Next wire request token.
+    pub request_token: u64,
+}
+
 /// Counters of one Node (monotonic except `live_executions` and `parked`).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 #[non_exhaustive]
@@ -745,6 +779,7 @@ impl Node {
             components: Vec::new(),
             config: NodeConfig::default(),
             registry: None,
+            mailbox: None,
         }
     }
 
@@ -763,6 +798,30 @@ impl Node {
     /// fresh; a restore sets the snapshot's incarnation plus one).
     pub fn incarnation(&self) -> Incarnation {
         self.incarnation
+    }
+
+    /// The ids this Node would hand out next (commands, executions, wire
+    /// request tokens).
+    pub fn id_watermark(&self) -> IdWatermark {
+        IdWatermark {
+            command: self.cmd_ids.peek(),
+            exec: self.exec_ids.peek(),
+            request_token: self.framework.requests().next_token(),
+        }
+    }
+
+    /// Moves every id counter to at least `watermark`, so no id an earlier
+    /// incarnation handed out is reused. A supervisor calls it on a Node
+    /// restored from a snapshot older than the incarnation that crashed:
+    /// results and responses still in flight for that incarnation's
+    /// commands and requests then match nothing (they are counted as
+    /// unknown) instead of being applied to an unrelated op.
+    pub fn skip_ids_past(&mut self, watermark: IdWatermark) {
+        self.cmd_ids.advance_to(watermark.command);
+        self.exec_ids.advance_to(watermark.exec);
+        self.framework
+            .requests_mut()
+            .skip_tokens_below(watermark.request_token);
     }
 
     /// The Node's byte budget.
