@@ -394,7 +394,7 @@ fn a_node_restored_on_the_old_mailbox_keeps_its_mail_and_ignores_the_dead_incarn
     let second = math.handles.lock().pop().unwrap();
     assert!(second.cmd_id() > first.cmd_id());
     let watermark = node.id_watermark();
-    let mailbox = std::sync::Arc::clone(node.ingress()); // sync-facade: allow (test holds the Node's own Arc type)
+    let mailbox = nodeflow_engine::sync::Arc::clone(node.ingress());
     drop(node);
     // Mail sent while the Node is being rebuilt waits in the mailbox.
     mailbox
@@ -411,7 +411,10 @@ fn a_node_restored_on_the_old_mailbox_keeps_its_mail_and_ignores_the_dead_incarn
         .restore(&bytes)
         .unwrap();
     restored.skip_ids_past(watermark);
-    assert!(std::sync::Arc::ptr_eq(restored.ingress(), &mailbox)); // sync-facade: allow (same)
+    assert!(nodeflow_engine::sync::Arc::ptr_eq(
+        restored.ingress(),
+        &mailbox
+    ));
     assert_eq!(restored.stats().parked, 1, "the snapshot's command");
     drive(&mut restored, 2);
     let third = math2.handles.lock().pop().unwrap();
