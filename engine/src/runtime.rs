@@ -296,6 +296,11 @@ impl Framework {
         new
     }
 
+    /// Envelopes waiting in the outbound queue.
+    pub fn outbound_len(&self) -> usize {
+        self.outbound.len()
+    }
+
     /// The Node's outbound envelope queue.
     pub fn outbound(&mut self) -> &mut OutboundQueue<Envelope> {
         &mut self.outbound

@@ -600,6 +600,8 @@ pub struct NodeStats {
     /// Envelopes the host reported it could not deliver
     /// ([`Node::report_send_refused`]).
     pub sends_refused: u64,
+    /// Envelopes taken from the mailbox (typed or encoded).
+    pub envelopes_received: u64,
     /// Polls run.
     pub polls: u64,
 }
@@ -1020,6 +1022,21 @@ impl Node {
             || !self.bus.is_empty()
     }
 
+    /// Whether the Node has nothing in flight: no work for a poll, no live
+    /// execution, no op parked on a command (its own or a control-plane
+    /// call for a peer), no result waiting for its time, and no envelope
+    /// held back in the outbound queue. Timers may still be armed (an
+    /// `Interval` starts new work later). A host draining the Node for
+    /// shutdown stops once this holds.
+    pub fn is_quiescent(&self) -> bool {
+        !self.has_work()
+            && self.live == 0
+            && self.parked.is_empty()
+            && self.control_parked.is_empty()
+            && self.deferred.is_empty()
+            && self.framework.outbound_len() == 0
+    }
+
     /// The earliest time at which a timer or deadline needs a poll.
     pub fn next_deadline(&self) -> Option<u64> {
         self.framework.next_deadline()
@@ -1179,8 +1196,12 @@ impl Node {
                 }
                 self.refuse(error.source, error.kind);
             }
-            IngressEvent::Envelope(envelope) => self.receive(envelope, now_ns),
+            IngressEvent::Envelope(envelope) => {
+                self.stats.envelopes_received += 1;
+                self.receive(envelope, now_ns)
+            }
             IngressEvent::EnvelopeBytes(bytes) => {
+                self.stats.envelopes_received += 1;
                 match decode_envelope(bytes.as_slice(), &self.config.wire) {
                     Ok(decoded) => {
                         for rejected in decoded.rejected {
