@@ -1,56 +1,89 @@
-//! One Node on one named OS thread: [`NodeActor`] owns and drives the
-//! engine, [`ActorHandle`] is how the rest of the process talks to it.
+//! One Node on one named OS thread: [`NodeActor`] owns, drives and
+//! supervises the engine; [`ActorHandle`] is how the rest of the process
+//! talks to it.
 //!
 //! # Invariants
 //! * Only the actor thread touches the [`Node`]; other threads reach it
-//!   through its ingress ([`ActorHandle::ingress`], the [`Router`]).
+//!   through its mailbox ([`ActorHandle::ingress`], the [`Router`]) and
+//!   requests left beside it (drain orders, snapshot requests) announced by
+//!   [`IngressQueue::nudge`].
 //! * The thread never spins and never ticks: when the Node has nothing to
-//!   do it sleeps in [`IngressQueue::wait`] until mail arrives, the Node's
-//!   next deadline passes, or the ingress closes. (This relies on the
+//!   do it sleeps in [`IngressQueue::wait`] until mail, a nudge, the Node's
+//!   next deadline (or the drain deadline) or the close. (This relies on the
 //!   engine's contract that a poll at or after a deadline consumes it.)
 //! * Every `SendEnvelope` step is routed or refused, and counted either way
-//!   (`envelopes_out == routed + refused_*` in [`ActorStats`]). A refused
-//!   envelope is handed back to its Node ([`Node::report_send_refused`]),
-//!   so the sending op learns of it at once.
-//! * A panic escaping [`Node::poll`] (or a value's copy while forwarding)
-//!   stops this actor only: it is caught, the actor closes and drains its
-//!   ingress (counting what it drops), unregisters, and reports
-//!   [`ActorError::Panicked`] from [`ActorHandle::stop`].
+//!   (see [`ActorStats`]). A refused envelope is handed back to its Node
+//!   ([`Node::report_send_refused`]), so the sending op learns of it at once.
+//! * The mailbox outlives every incarnation of the Node: a restarted Node
+//!   is built on the same [`IngressQueue`] ([`NodeBuilder::mailbox`](nodeflow_engine::NodeBuilder::mailbox)), so
+//!   mail sent during a restart waits in it (or is refused `Full`, handed
+//!   back), the router entry never changes, and completion handles held by
+//!   pool threads reach the new incarnation. Nothing is lost silently.
+//! * Every event the mailbox accepted ends up processed, dropped at close
+//!   or lost to a restart, and is counted ([`ActorReport::account`]).
 //!
-//! # Lifecycle
-//! 1. [`NodeActor::spawn`] registers the Node's ingress with the router
-//!    (so peers can reach it), asks the clock to [watch](Clock::watch) it
-//!    (so a manual clock can wake it), then starts the thread. A failure in
-//!    the first two steps hands the Node back.
-//! 2. The thread runs [the loop](NodeActor) until the ingress is closed.
-//! 3. [`ActorHandle::stop`] closes the ingress: new mail is refused with
-//!    `Closed` from then on, so the amount left to drain is fixed.
-//! 4. The thread polls until the Node has no work (mail already queued is
-//!    still handled and its envelopes still routed; timers are not awaited),
-//!    then runs [`IngressQueue::drain_after_close`] to collect pushes that
-//!    were in flight at the close; those cannot reach the Node any more and
-//!    are counted as `dropped_at_close`.
-//! 5. It unregisters from the router (only its own entry), disconnects its
-//!    subscribers (their receivers then report disconnection) and returns
-//!    an [`ActorReport`]; `stop` joins the thread and hands the report back.
+//! # Supervision
+//! A panic that escapes [`Node::poll`] (or a value's copy while forwarding,
+//! or a snapshot) stops this Node only. An actor spawned with
+//! [`NodeActor::spawn_supervised`] then restarts it:
+//! 1. It counts the panic and the events the dead incarnation took after
+//!    the last snapshot (`lost_in_restart`: a restart rolls them back), notes
+//!    the dead incarnation's [id watermark](Node::id_watermark), and drops it.
+//! 2. If fewer than `max_restarts` restarts happened in the window, it calls
+//!    the [`NodeFactory`], builds on the same mailbox, restores the last
+//!    snapshot (or keeps the fresh build when none exists), moves the id
+//!    counters past the watermark (so a late result for a dead command
+//!    matches nothing), and serves again. Outputs of work replayed from the
+//!    snapshot can be produced a second time.
+//! 3. Otherwise (or if the rebuild fails) it stops for good as in a
+//!    shutdown and reports [`ActorError::GaveUp`] /
+//!    [`ActorError::RestartFailed`], each with the full [`ActorReport`].
 //!
-//! Dropping an [`ActorHandle`] without `stop` closes the ingress, so the
+//! An actor from [`NodeActor::spawn`] has no factory: a panic stops it with
+//! [`ActorError::Panicked`].
+//!
+//! # Lifecycle and shutdown
+//! 1. Spawn registers the mailbox with the router (so peers can reach it)
+//!    and asks the clock to [watch](Clock::watch) it, then starts the thread
+//!    (a supervised actor first snapshots its fresh Node). A failure hands
+//!    the Node back (or the error of its build).
+//! 2. The thread runs [the loop](NodeActor).
+//! 3. Two-phase stop: [`ActorHandle::begin_drain`] (phase 1; the runtime
+//!    has made the router refuse new work) lets the Node finish what is in
+//!    flight, including ops waiting on compute jobs, until it is
+//!    [quiescent](Node::is_quiescent) or the drain deadline passes; then
+//!    the thread closes the mailbox itself. [`ActorHandle::stop`] closes it
+//!    at once instead.
+//! 4. Once closed, the thread polls until the Node has no work (mail queued
+//!    before the close is still handled, timers are not awaited), then
+//!    [`IngressQueue::drain_after_close`] collects pushes that were in
+//!    flight at the close: the Node never sees those (`dropped_at_close`).
+//! 5. It unregisters from the router (its own entry only), disconnects its
+//!    subscribers and snapshot requesters, and returns an [`ActorReport`];
+//!    the handle joins the thread ([`ActorHandle::finish`] waits at most
+//!    until a deadline, then forces the close, then gives up on the join
+//!    with [`ActorError::JoinTimedOut`] rather than hang).
+//!
+//! Dropping an [`ActorHandle`] without stopping closes the mailbox, so the
 //! thread still runs steps 4–5 and exits; its report is discarded.
 
 use std::any::Any;
 use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::time::{Duration, Instant};
 
-use nodeflow_engine::sync::atomic::{AtomicU64, Ordering};
-use nodeflow_engine::sync::channel::{unbounded, Receiver, Sender};
+use nodeflow_engine::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use nodeflow_engine::sync::channel::{bounded, unbounded, Receiver, RecvTimeoutError, Sender};
 use nodeflow_engine::sync::thread::{self, JoinHandle};
 use nodeflow_engine::sync::{Arc, Mutex};
 use nodeflow_engine::{
-    AppOutput, DeliverError, ExecId, ExecOrigin, IngressEvent, IngressQueue, IngressStats, Node,
-    NodeStats, PeerId, SendRefusal, SiteId, SlotValue, Step, WaitOutcome,
+    AppOutput, BuildError, DeliverError, EventKind, ExecId, ExecOrigin, IngressEvent, IngressQueue,
+    IngressStats, Node, NodeStats, PeerId, SendRefusal, SiteId, SlotValue, Step, WaitOutcome,
 };
 
 use crate::clock::{Clock, WatchError};
+use crate::metrics::{account, ActorCounters, ActorMetrics, ActorStats, MessageAccount};
 use crate::router::{RegisterError, RouteError, Router};
+use crate::supervision::{NodeFactory, RestartWindow, SupervisionConfig};
 
 /// Settings of one actor thread.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -59,14 +92,20 @@ pub struct ActorConfig {
     pub thread_name_prefix: String,
     /// Thread stack size in bytes (default `None`: the platform default).
     pub stack_size: Option<usize>,
-    /// Most polls in one round before the loop re-checks the ingress state
+    /// Most polls in one round before the loop re-checks the mailbox state
     /// (default 64; 0 is treated as 1).
     pub polls_per_round: usize,
-    /// Most polls while draining at stop, so a Node that never runs out of
-    /// work cannot hold `stop` forever (default 100 000).
+    /// Most polls while draining after the close, so a Node that never runs
+    /// out of work cannot hold a stop forever (default 100 000).
     pub max_stop_polls: usize,
     /// Most live subscriptions (default 64).
     pub max_subscribers: usize,
+    /// Snapshots and restarts of a supervised actor
+    /// ([`NodeActor::spawn_supervised`]); ignored otherwise.
+    pub supervision: SupervisionConfig,
+    /// How long [`ActorHandle::finish`] waits after forcing the close at
+    /// its deadline before it gives up on the join (default 1 s).
+    pub join_grace: Duration,
 }
 
 impl Default for ActorConfig {
@@ -77,6 +116,8 @@ impl Default for ActorConfig {
             polls_per_round: 64,
             max_stop_polls: 100_000,
             max_subscribers: 64,
+            supervision: SupervisionConfig::default(),
+            join_grace: Duration::from_secs(1),
         }
     }
 }
@@ -86,38 +127,55 @@ impl Default for ActorConfig {
 /// # The loop
 /// 1. **Poll until idle**: while the Node [has work](Node::has_work) or its
 ///    [next deadline](Node::next_deadline) is due at `clock.now_ns()`, call
-///    [`Node::poll`] (which drains the ingress itself) — at most
-///    [`ActorConfig::polls_per_round`] times per round. The whole loop runs
-///    inside one `catch_unwind`.
+///    [`Node::poll`] (which drains the mailbox itself), at most
+///    [`ActorConfig::polls_per_round`] times per round. The mailbox depth is
+///    sampled and the round timed for the metrics.
 /// 2. **Route** each step as it comes out of a poll: `SendEnvelope` goes
 ///    through the [`Router`], which never blocks. A refusal (`Full`,
-///    `UnknownPeer`, `Closed`) is counted in [`ActorStats`] and the
-///    envelope is handed back to the sending Node with
-///    [`Node::report_send_refused`]: a refused request fails its `Send` op
-///    now with a typed reason (`wire.peer_full`, `wire.unknown_peer`,
-///    `wire.peer_closed`) instead of waiting for its deadline, and `Full`
-///    backs the Node off that peer. The report leaves the Node with work,
-///    so step 1 polls again.
+///    `UnknownPeer`, `Closed`, `ShuttingDown`) is counted and handed back
+///    to the sending Node with [`Node::report_send_refused`]: a refused
+///    request fails its `Send` op now with a typed reason instead of waiting
+///    for its deadline, and `Full` backs the Node off that peer. The report
+///    leaves the Node with work, so step 1 polls again.
 ///    The *receiver* of a refused envelope never sees it (it was never in
-///    its lane), so its back-pressure tracker cannot answer that refusal
-///    with a `BackoffNotice`. That is fine: its lane is full, so the
-///    envelopes it does take arrive above its high-water mark and it
-///    notices their senders then, and clears them once it has drained.
+///    its lane), so it cannot answer that refusal with a `BackoffNotice`;
+///    but its lane is full, so the envelopes it does take arrive above its
+///    high-water mark and it notices their senders then, and clears them
+///    once it has drained.
 ///    `ExecFinished` and `AppOutput` go to every subscriber as an
 ///    [`ActorOutput`]; other steps are counted only.
-/// 3. **Stop?** If the ingress is closed, drain and exit (module docs,
-///    lifecycle steps 4–5).
-/// 4. **Wait**: if the round left work, go to 1. Otherwise sleep in
-///    `ingress.wait(clock.deadline_instant(next_deadline))` until mail,
-///    the deadline or the close; then go to 1.
-#[derive(Debug)]
+/// 3. **Housekeeping**: take nudges and answer snapshot requests; take a
+///    periodic snapshot when due (supervised actors); publish the Node's
+///    counters every 64 rounds.
+/// 4. **Stop?** If the mailbox is closed, drain and exit (module docs,
+///    lifecycle steps 4–5). If a drain was ordered and the Node is
+///    quiescent or the drain deadline has passed, close the mailbox first.
+/// 5. **Wait**: if the round left work, go to 1. Otherwise publish the
+///    counters and sleep in `ingress.wait(deadline)` (the earlier of the
+///    Node's next deadline and the drain deadline) until mail, a nudge, the
+///    deadline or the close; then go to 1.
+///
+/// The loop runs inside one `catch_unwind`; supervision happens around it.
 pub struct NodeActor {
-    node: Node,
+    peer: PeerId,
     ingress: Arc<IngressQueue>,
     router: Arc<Router>,
     clock: Arc<dyn Clock>,
     config: ActorConfig,
     shared: Arc<Shared>,
+    /// Rebuilds the Node for a restart; `None`: unsupervised.
+    factory: Option<NodeFactory>,
+    /// The last good snapshot (the restart base).
+    last_snapshot: Option<Vec<u8>>,
+    /// Clock time of the last snapshot (or spawn).
+    snapshot_at_ns: u64,
+    /// Mailbox events taken (both lanes) when the last snapshot was taken.
+    taken_at_snapshot: u64,
+    restarts: RestartWindow,
+    /// Last depth sample: (clock ns, events queued).
+    depth_sample: (u64, u64),
+    /// Rounds since the Node's counters were last published.
+    rounds_since_publish: u32,
     /// Reused buffer for the steps of one poll.
     steps: Vec<Step>,
 }
@@ -128,6 +186,10 @@ pub struct ActorHandle {
     peer: PeerId,
     ingress: Arc<IngressQueue>,
     shared: Arc<Shared>,
+    clock: Arc<dyn Clock>,
+    join_grace: Duration,
+    /// Disconnected when the thread exits (its sender is dropped last).
+    exited: Receiver<()>,
     thread: Option<JoinHandle<Result<ActorReport, ActorError>>>,
 }
 
@@ -159,36 +221,6 @@ pub enum ActorOutput {
     },
 }
 
-/// Live counters of one actor; every field is monotonic.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct ActorStats {
-    /// [`Node::poll`] calls.
-    pub polls: u64,
-    /// Waits that ended because mail arrived (or the queue closed).
-    pub wakeups: u64,
-    /// Waits that ended at the Node's deadline.
-    pub timeouts: u64,
-    /// `SendEnvelope` steps seen (`routed + refused_full +
-    /// refused_unknown_peer + refused_closed`).
-    pub envelopes_out: u64,
-    /// Envelopes the router delivered.
-    pub routed: u64,
-    /// Envelopes refused: the target's data lane was full.
-    pub refused_full: u64,
-    /// Envelopes refused: no Node for the destination.
-    pub refused_unknown_peer: u64,
-    /// Envelopes refused: the target was stopping.
-    pub refused_closed: u64,
-    /// Outputs handed to at least one subscriber.
-    pub outputs_forwarded: u64,
-    /// Outputs produced while nobody was subscribed (dropped).
-    pub outputs_unobserved: u64,
-    /// Subscriptions removed because their receiver was dropped.
-    pub subscribers_dropped: u64,
-    /// Other steps (failures, refusals, events...), counted only.
-    pub other_steps: u64,
-}
-
 /// What a stopped actor accounts for.
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[non_exhaustive]
@@ -197,14 +229,20 @@ pub struct ActorReport {
     pub peer: PeerId,
     /// The actor's counters at exit.
     pub stats: ActorStats,
-    /// The Node's counters at exit.
+    /// The last incarnation's counters at exit.
     pub node: NodeStats,
-    /// The ingress counters at exit (every accepted event was taken).
+    /// The mailbox counters at exit (every accepted event was taken).
     pub ingress: IngressStats,
-    /// Events pushed while the queue was closing that the Node never saw.
+    /// Events pushed while the mailbox was closing that the Node never saw.
     pub dropped_at_close: u64,
-    /// Whether the stop drain hit [`ActorConfig::max_stop_polls`] with work left.
+    /// Whether the drain after the close hit [`ActorConfig::max_stop_polls`]
+    /// with work left.
     pub drain_incomplete: bool,
+    /// Whether a drain order's deadline passed before the Node was
+    /// quiescent (its in-flight work was cut short).
+    pub drain_deadline_hit: bool,
+    /// Executions still alive when the Node stopped (abandoned).
+    pub abandoned_executions: usize,
 }
 
 /// [`NodeActor::spawn`] failed.
@@ -219,7 +257,7 @@ pub enum SpawnError {
         /// Why.
         source: RegisterError,
     },
-    /// The clock refused to watch the Node's ingress; the Node is handed back.
+    /// The clock refused to watch the Node's mailbox; the Node is handed back.
     #[error("the clock refused to watch the Node: {source}")]
     Watch {
         /// The Node, untouched.
@@ -227,6 +265,12 @@ pub enum SpawnError {
         /// Why.
         source: WatchError,
     },
+    /// The factory's builder did not build ([`NodeActor::spawn_supervised`]).
+    #[error("the Node factory's builder failed: {0}")]
+    Build(#[from] BuildError),
+    /// The factory panicked ([`NodeActor::spawn_supervised`]).
+    #[error("the Node factory panicked: {0}")]
+    FactoryPanicked(String),
     /// The OS refused the thread (the Node is lost with it); free resources
     /// or lower the stack size.
     #[error("the OS refused to start the actor thread: {0}")]
@@ -246,20 +290,66 @@ pub enum SubscribeError {
     },
 }
 
+/// [`ActorHandle::snapshot`] got no snapshot.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum SnapshotRequestError {
+    /// The Node could not be snapshotted (the reason names what); it keeps
+    /// running.
+    #[error("the Node could not be snapshotted: {0}")]
+    Failed(String),
+    /// The actor did not answer in time (it is busy in a long poll).
+    #[error("the actor did not answer within the timeout; try again")]
+    TimedOut,
+    /// The actor has stopped.
+    #[error("the actor has stopped")]
+    Stopped,
+    /// Too many requests are waiting (the cap is [`ActorConfig::max_subscribers`]).
+    #[error("too many snapshot requests are waiting; try again later")]
+    Busy,
+}
+
 /// The actor did not stop cleanly.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum ActorError {
-    /// A panic escaped [`Node::poll`] (or a value copy while forwarding);
-    /// the actor stopped. Restarting it is the supervisor's job (not yet built).
-    #[error("the Node of peer {peer} panicked and was stopped: {message}")]
+    /// A panic escaped an unsupervised Node ([`NodeActor::spawn`]); the
+    /// actor stopped. The report accounts for its messages.
+    #[error("the Node of peer {} panicked and was stopped: {message}", report.peer)]
     Panicked {
-        /// The Node's peer.
-        peer: PeerId,
         /// The panic message, when it was a string.
         message: String,
-        /// Queued events dropped with the Node.
-        dropped_at_close: u64,
+        /// The stopped actor's report.
+        report: Box<ActorReport>,
+    },
+    /// A supervised Node panicked more often than its restart intensity
+    /// allows; it was stopped for good.
+    #[error(
+        "the Node of peer {} panicked {} times and exceeded its restart intensity; \
+         it was stopped (last panic: {message})",
+        report.peer, report.stats.panics
+    )]
+    GaveUp {
+        /// The last panic's message.
+        message: String,
+        /// The stopped actor's report.
+        report: Box<ActorReport>,
+    },
+    /// A supervised Node panicked and could not be rebuilt (the factory
+    /// failed or the snapshot did not restore); it was stopped.
+    #[error("the Node of peer {} could not be restarted: {reason}", report.peer)]
+    RestartFailed {
+        /// Why the rebuild failed.
+        reason: String,
+        /// The stopped actor's report.
+        report: Box<ActorReport>,
+    },
+    /// The thread did not exit by the deadline even after its mailbox was
+    /// closed (an op is stuck); it was left running, detached.
+    #[error("the actor thread of peer {peer} did not exit in time and was detached")]
+    JoinTimedOut {
+        /// The Node's peer.
+        peer: PeerId,
     },
     /// The actor thread died outside the caught region (a bug in this crate).
     #[error("the actor thread of peer {peer} died unexpectedly")]
@@ -269,44 +359,65 @@ pub enum ActorError {
     },
 }
 
+/// Requests waiting for the actor thread to snapshot its Node.
+type SnapshotReplies = Vec<Sender<Result<Vec<u8>, SnapshotRequestError>>>;
+
 /// State shared between the handle and the thread.
 #[derive(Debug)]
 struct Shared {
-    /// Written by the actor thread, read by anyone (`stats`).
+    /// Written by the actor thread, read by anyone (`stats`, `metrics`).
     counters: ActorCounters,
+    /// The Node's counters: written by the actor thread before it sleeps
+    /// and every 64 rounds, read by `metrics`.
+    node_stats: Mutex<NodeStats>,
     /// Appended to by `subscribe` (any thread); read and pruned by the
     /// actor thread when it forwards an output.
     subscribers: Mutex<Vec<Sender<ActorOutput>>>,
-    /// Cap on `subscribers`; fixed at spawn.
+    /// Cap on `subscribers` and on `snapshot_requests`; fixed at spawn.
     max_subscribers: usize,
-}
-
-/// Stats-only counters. Memory ordering: `Relaxed` everywhere; they
-/// publish no data. Readers on other threads see a recent value; the
-/// thread's own final read (the report) is exact, and a reader that has
-/// received an output sees every count made before it was sent (the
-/// channel's send/receive orders them).
-#[derive(Debug, Default)]
-struct ActorCounters {
-    polls: AtomicU64,
-    wakeups: AtomicU64,
-    timeouts: AtomicU64,
-    envelopes_out: AtomicU64,
-    routed: AtomicU64,
-    refused_full: AtomicU64,
-    refused_unknown_peer: AtomicU64,
-    refused_closed: AtomicU64,
-    outputs_forwarded: AtomicU64,
-    outputs_unobserved: AtomicU64,
-    subscribers_dropped: AtomicU64,
-    other_steps: AtomicU64,
+    /// Pushed by `snapshot` (then a nudge), taken by the actor thread.
+    snapshot_requests: Mutex<SnapshotReplies>,
+    /// Drain deadline in clock ns, `u64::MAX` when no drain was ordered.
+    /// Written by `begin_drain` before its nudge (`Release`), read by the
+    /// actor thread (`Acquire`) each time round its loop.
+    drain_deadline_ns: AtomicU64,
+    /// Set by the actor thread (`SeqCst`) just before it sleeps and cleared
+    /// when it wakes; read by `is_idle`.
+    sleeping: AtomicBool,
 }
 
 impl NodeActor {
     /// Starts a thread named `{prefix}{peer}` that owns `node` and runs the
-    /// loop above; registers the Node with `router` and `clock` first.
+    /// loop above; registers the Node with `router` and `clock` first. A
+    /// panic that escapes the Node stops it ([`ActorError::Panicked`]).
     pub fn spawn(
         node: Node,
+        router: Arc<Router>,
+        clock: Arc<dyn Clock>,
+        config: ActorConfig,
+    ) -> Result<ActorHandle, SpawnError> {
+        Self::start(node, None, router, clock, config)
+    }
+
+    /// Like [`NodeActor::spawn`], but supervised: builds the Node with
+    /// `factory`, snapshots it periodically, and restarts it from its last
+    /// snapshot after a panic, within [`ActorConfig::supervision`]'s
+    /// restart intensity (module docs, *Supervision*).
+    pub fn spawn_supervised(
+        factory: NodeFactory,
+        router: Arc<Router>,
+        clock: Arc<dyn Clock>,
+        config: ActorConfig,
+    ) -> Result<ActorHandle, SpawnError> {
+        let builder = catch_unwind(AssertUnwindSafe(|| factory()))
+            .map_err(|p| SpawnError::FactoryPanicked(panic_message(p)))?;
+        let node = builder.build()?;
+        Self::start(node, Some(factory), router, clock, config)
+    }
+
+    fn start(
+        mut node: Node,
+        factory: Option<NodeFactory>,
         router: Arc<Router>,
         clock: Arc<dyn Clock>,
         config: ActorConfig,
@@ -328,24 +439,46 @@ impl NodeActor {
         }
         let shared = Arc::new(Shared {
             counters: ActorCounters::default(),
+            node_stats: Mutex::new(node.stats()),
             subscribers: Mutex::new(Vec::new()),
             max_subscribers: config.max_subscribers,
+            snapshot_requests: Mutex::new(Vec::new()),
+            drain_deadline_ns: AtomicU64::new(u64::MAX),
+            sleeping: AtomicBool::new(false),
         });
         let mut builder =
             thread::Builder::new().name(format!("{}{}", config.thread_name_prefix, peer));
         if let Some(size) = config.stack_size {
             builder = builder.stack_size(size);
         }
-        let actor = NodeActor {
-            node,
+        let now = clock.now_ns();
+        let join_grace = config.join_grace;
+        let mut actor = NodeActor {
+            peer,
             ingress: Arc::clone(&ingress),
             router: Arc::clone(&router),
-            clock,
+            clock: Arc::clone(&clock),
             config,
             shared: Arc::clone(&shared),
+            factory,
+            last_snapshot: None,
+            snapshot_at_ns: now,
+            taken_at_snapshot: 0,
+            restarts: RestartWindow::default(),
+            depth_sample: (now, 0),
+            rounds_since_publish: 0,
             steps: Vec::new(),
         };
-        let thread = match builder.spawn(move || actor.run()) {
+        if actor.factory.is_some() {
+            // The first restart base: the fresh Node (a failure is counted;
+            // a restart then starts from a fresh build, the same state).
+            let _ = actor.take_snapshot(&mut node, now);
+        }
+        let (exited_tx, exited) = bounded::<()>(1);
+        let thread = match builder.spawn(move || {
+            let _exited = exited_tx; // dropped last: tells `finish` the thread is done
+            actor.run(node)
+        }) {
             Ok(thread) => thread,
             Err(err) => {
                 router.unregister(peer, &ingress);
@@ -353,113 +486,296 @@ impl NodeActor {
                 return Err(SpawnError::Thread(err));
             }
         };
+        tracing::debug!(%peer, "actor started");
         Ok(ActorHandle {
             peer,
             ingress,
             shared,
+            clock,
+            join_grace,
+            exited,
             thread: Some(thread),
         })
     }
 
-    /// The thread body: serve, then shut down (lifecycle steps 2–5).
-    fn run(mut self) -> Result<ActorReport, ActorError> {
-        // One catch around the whole loop: a panic in the engine, or in a
-        // value's copy while forwarding, stops this actor and nothing else.
-        let served = catch_unwind(AssertUnwindSafe(|| self.serve())).map_err(panic_message);
-        let mut leftovers = Vec::new();
-        let dropped_at_close = self.ingress.drain_after_close(&mut leftovers) as u64;
-        drop(leftovers);
-        self.router.unregister(self.node.peer(), &self.ingress);
-        // Dropping the senders disconnects every subscriber: the end of the
-        // output stream, seen after the unregister above.
-        self.shared.subscribers.lock().clear();
-        match served {
-            Ok(drain_incomplete) => Ok(ActorReport {
-                peer: self.node.peer(),
-                stats: self.shared.counters.snapshot(),
-                node: self.node.stats(),
-                ingress: self.ingress.stats(),
-                dropped_at_close,
-                drain_incomplete,
-            }),
-            Err(message) => Err(ActorError::Panicked {
-                peer: self.node.peer(),
-                message,
-                dropped_at_close,
-            }),
+    /// The thread body: serve, supervise, then shut down (lifecycle 2–5).
+    fn run(mut self, mut node: Node) -> Result<ActorReport, ActorError> {
+        let peer = node.peer();
+        let span = tracing::info_span!("node", %peer);
+        let _entered = span.enter();
+        loop {
+            let served = catch_unwind(AssertUnwindSafe(|| self.serve(&mut node)));
+            let payload = match served {
+                Ok(outcome) => {
+                    let report = self.finish(&node, outcome);
+                    tracing::info!(
+                        processed = report.account().processed,
+                        dropped_at_close = report.dropped_at_close,
+                        "actor stopped"
+                    );
+                    return Ok(report);
+                }
+                Err(payload) => payload,
+            };
+            let message = panic_message(payload);
+            ActorCounters::bump(&self.shared.counters.panics, 1);
+            let last = node.stats();
+            match self.restart(node, &message) {
+                Ok(restarted) => node = restarted,
+                Err(failure) => {
+                    let report = Box::new(self.close_out(peer, last));
+                    tracing::error!(%message, "actor stopped for good after a panic");
+                    return Err(match failure {
+                        Failure::Unsupervised => ActorError::Panicked { message, report },
+                        Failure::GaveUp => ActorError::GaveUp { message, report },
+                        Failure::Rebuild(reason) => ActorError::RestartFailed { reason, report },
+                    });
+                }
+            }
         }
     }
 
-    /// The loop; returns once the ingress is closed and drained, with
-    /// whether the drain was cut short.
-    fn serve(&mut self) -> bool {
+    /// The loop; returns once the mailbox is closed and drained.
+    fn serve(&mut self, node: &mut Node) -> ServeOutcome {
         let rounds = self.config.polls_per_round.max(1);
+        let mut deadline_hit = false;
         loop {
+            let start = self.clock.now_ns();
+            self.sample_depth(start);
+            let mut polled = false;
             for _ in 0..rounds {
-                if !self.due() {
+                if !self.due(node) {
                     break;
                 }
-                self.poll_once();
+                self.poll_once(node);
+                polled = true;
+            }
+            let now = if polled {
+                let end = self.clock.now_ns();
+                ActorCounters::bump(&self.shared.counters.poll_ns, end.saturating_sub(start));
+                end
+            } else {
+                start
+            };
+            self.housekeeping(node, now);
+            let drain_at = self.shared.drain_deadline_ns.load(Ordering::Acquire);
+            if drain_at != u64::MAX && !self.ingress.is_closed() {
+                let quiescent = !self.due(node) && node.is_quiescent();
+                if quiescent || now >= drain_at {
+                    deadline_hit = !quiescent;
+                    self.ingress.close();
+                }
             }
             if self.ingress.is_closed() {
-                return self.drain_closed();
+                return ServeOutcome {
+                    drain_incomplete: self.drain_closed(node),
+                    deadline_hit,
+                };
             }
-            if self.due() {
+            if self.due(node) {
                 continue;
             }
-            let deadline = self
-                .node
-                .next_deadline()
-                .and_then(|at| self.clock.deadline_instant(at));
-            let counter = match self.ingress.wait(deadline) {
+            self.publish(node);
+            let wake_at = match node.next_deadline() {
+                Some(at) => at.min(drain_at),
+                None => drain_at,
+            };
+            let deadline = (wake_at != u64::MAX)
+                .then(|| self.clock.deadline_instant(wake_at))
+                .flatten();
+            self.shared.sleeping.store(true, Ordering::SeqCst);
+            let outcome = self.ingress.wait(deadline);
+            self.shared.sleeping.store(false, Ordering::SeqCst);
+            let counter = match outcome {
                 WaitOutcome::TimedOut => &self.shared.counters.timeouts,
                 _ => &self.shared.counters.wakeups,
             };
-            counter.fetch_add(1, Ordering::Relaxed);
+            ActorCounters::bump(counter, 1);
         }
     }
 
-    /// Polls until the closed Node has no work (mail still queued is handled).
-    fn drain_closed(&mut self) -> bool {
+    /// Polls until the closed Node has no work (mail still queued is
+    /// handled); returns whether it stopped at the poll cap with work left.
+    fn drain_closed(&mut self, node: &mut Node) -> bool {
         for _ in 0..self.config.max_stop_polls {
-            if !self.node.has_work() {
+            if !node.has_work() {
                 return false;
             }
-            self.poll_once();
+            self.poll_once(node);
         }
-        self.node.has_work()
+        node.has_work()
     }
 
     /// Whether a poll now would do something.
-    fn due(&self) -> bool {
-        self.node.has_work()
-            || self
-                .node
+    fn due(&self, node: &Node) -> bool {
+        node.has_work()
+            || node
                 .next_deadline()
                 .is_some_and(|at| at <= self.clock.now_ns())
     }
 
     /// One poll at the clock's current time, then routes its steps.
-    fn poll_once(&mut self) {
+    fn poll_once(&mut self, node: &mut Node) {
         let now_ns = self.clock.now_ns();
         let mut steps = std::mem::take(&mut self.steps);
-        steps.extend(self.node.poll(now_ns));
-        self.shared.counters.polls.fetch_add(1, Ordering::Relaxed);
+        steps.extend(node.poll(now_ns));
+        ActorCounters::bump(&self.shared.counters.polls, 1);
         for step in steps.drain(..) {
-            self.handle_step(step);
+            self.handle_step(node, step);
         }
         self.steps = steps;
     }
 
-    fn handle_step(&mut self, step: Step) {
+    /// Adds the mailbox depth since the last sample to the metrics.
+    fn sample_depth(&mut self, now: u64) {
+        let (at, depth) = self.depth_sample;
+        let area = depth.saturating_mul(now.saturating_sub(at));
+        if area > 0 {
+            ActorCounters::bump(&self.shared.counters.queue_depth_ns, area);
+        }
+        self.depth_sample = (now, self.ingress.len() as u64);
+    }
+
+    /// Loop step 3: requests, periodic snapshot, periodic publish.
+    fn housekeeping(&mut self, node: &mut Node, now: u64) {
+        if self.ingress.take_nudges() > 0 {
+            self.answer_snapshot_requests(node, now);
+        }
+        let snapshot_due = self.factory.is_some()
+            && self
+                .config
+                .supervision
+                .snapshot_every_ns
+                .is_some_and(|every| now.saturating_sub(self.snapshot_at_ns) >= every);
+        if snapshot_due {
+            let _ = self.take_snapshot(node, now);
+        }
+        self.rounds_since_publish += 1;
+        if self.rounds_since_publish >= 64 {
+            self.publish(node);
+        }
+    }
+
+    /// Snapshots `node` now and keeps the bytes as the restart base.
+    fn take_snapshot(&mut self, node: &mut Node, now: u64) -> Result<Vec<u8>, String> {
+        self.snapshot_at_ns = now;
+        match node.snapshot() {
+            Ok(bytes) => {
+                ActorCounters::bump(&self.shared.counters.snapshots, 1);
+                // The snapshot moved queued mail into the Node: it is part
+                // of the snapshot, so only later takes can be lost.
+                self.taken_at_snapshot = taken(&self.ingress.stats());
+                self.last_snapshot = Some(bytes.clone());
+                tracing::debug!(bytes = bytes.len(), "snapshot taken");
+                Ok(bytes)
+            }
+            Err(error) => {
+                ActorCounters::bump(&self.shared.counters.snapshot_failures, 1);
+                tracing::warn!(%error, "snapshot failed; keeping the previous one");
+                Err(error.to_string())
+            }
+        }
+    }
+
+    fn answer_snapshot_requests(&mut self, node: &mut Node, now: u64) {
+        let waiting = std::mem::take(&mut *self.shared.snapshot_requests.lock());
+        if waiting.is_empty() {
+            return;
+        }
+        let result = self
+            .take_snapshot(node, now)
+            .map_err(SnapshotRequestError::Failed);
+        for reply in waiting {
+            // A requester that gave up has dropped its receiver: nothing to do.
+            let _ = reply.send(result.clone());
+        }
+    }
+
+    /// Publishes the Node's counters for [`ActorHandle::metrics`].
+    fn publish(&mut self, node: &Node) {
+        self.rounds_since_publish = 0;
+        *self.shared.node_stats.lock() = node.stats();
+    }
+
+    /// Supervision steps 1–2: drops `dead` and builds its successor.
+    fn restart(&mut self, dead: Node, message: &str) -> Result<Node, Failure> {
+        let now = self.clock.now_ns();
+        let watermark = dead.id_watermark();
+        self.steps.clear();
+        // A value's or component's `Drop` may panic too: contain it.
+        let _ = catch_unwind(AssertUnwindSafe(move || drop(dead)));
+        let Some(factory) = self.factory.clone() else {
+            return Err(Failure::Unsupervised);
+        };
+        if !self.restarts.try_restart(&self.config.supervision, now) {
+            return Err(Failure::GaveUp);
+        }
+        // The rebuilt Node resumes from the snapshot: what the dead one took
+        // since is rolled back.
+        let lost = taken(&self.ingress.stats()).saturating_sub(self.taken_at_snapshot);
+        ActorCounters::bump(&self.shared.counters.lost_in_restart, lost);
+        tracing::warn!(%message, lost, "node panicked; restarting from its last snapshot");
+        let builder = catch_unwind(AssertUnwindSafe(|| factory()))
+            .map_err(|p| Failure::Rebuild(panic_message(p)))?
+            .mailbox(Arc::clone(&self.ingress));
+        let rebuilt = match &self.last_snapshot {
+            Some(bytes) => builder.restore(bytes).map_err(|e| e.to_string()),
+            None => builder.build().map_err(|e| e.to_string()),
+        };
+        let mut node = rebuilt.map_err(Failure::Rebuild)?;
+        if node.peer() != self.peer {
+            return Err(Failure::Rebuild("the factory built another peer".into()));
+        }
+        node.skip_ids_past(watermark);
+        // Events taken from here on are new; the snapshot's are replayed.
+        self.taken_at_snapshot = taken(&self.ingress.stats());
+        ActorCounters::bump(&self.shared.counters.restarts, 1);
+        self.publish(&node);
+        Ok(node)
+    }
+
+    /// Lifecycle steps 4–5 after a clean serve.
+    fn finish(&mut self, node: &Node, outcome: ServeOutcome) -> ActorReport {
+        let mut report = self.close_out(node.peer(), node.stats());
+        report.drain_incomplete = outcome.drain_incomplete;
+        report.drain_deadline_hit = outcome.deadline_hit;
+        report
+    }
+
+    /// Closes and drains the mailbox, unregisters, disconnects everyone and
+    /// builds the report (also after a panic the actor does not recover
+    /// from, with the dead Node's last counters).
+    fn close_out(&mut self, peer: PeerId, node: NodeStats) -> ActorReport {
+        let mut leftovers = Vec::new();
+        let dropped_at_close = self.ingress.drain_after_close(&mut leftovers) as u64;
+        drop(leftovers);
+        self.router.unregister(peer, &self.ingress);
+        // Dropping the senders disconnects every subscriber and requester:
+        // the end of the output stream, seen after the unregister above.
+        self.shared.subscribers.lock().clear();
+        self.shared.snapshot_requests.lock().clear();
+        *self.shared.node_stats.lock() = node;
+        ActorReport {
+            peer,
+            stats: self.shared.counters.snapshot(),
+            node,
+            ingress: self.ingress.stats(),
+            dropped_at_close,
+            drain_incomplete: false,
+            drain_deadline_hit: false,
+            abandoned_executions: node.live_executions,
+        }
+    }
+
+    fn handle_step(&mut self, node: &mut Node, step: Step) {
         let counters = &self.shared.counters;
-        let peer = self.node.peer();
+        let peer = node.peer();
         match step {
             Step::SendEnvelope(envelope) => {
-                counters.envelopes_out.fetch_add(1, Ordering::Relaxed);
+                ActorCounters::bump(&counters.envelopes_out, 1);
                 let (counter, reason, envelope) = match self.router.route(envelope) {
                     Ok(()) => {
-                        counters.routed.fetch_add(1, Ordering::Relaxed);
+                        ActorCounters::bump(&counters.routed, 1);
                         return;
                     }
                     Err(RouteError::Full(envelope)) => {
@@ -473,11 +789,15 @@ impl NodeActor {
                     Err(RouteError::Closed(envelope)) => {
                         (&counters.refused_closed, SendRefusal::Closed, envelope)
                     }
+                    Err(RouteError::ShuttingDown(envelope)) => (
+                        &counters.refused_shutting_down,
+                        SendRefusal::Closed,
+                        envelope,
+                    ),
                 };
-                counter.fetch_add(1, Ordering::Relaxed);
+                ActorCounters::bump(counter, 1);
                 // The Node now has work (the report's steps): the loop polls again.
-                self.node
-                    .report_send_refused(*envelope, reason, self.clock.now_ns());
+                node.report_send_refused(*envelope, reason, self.clock.now_ns());
             }
             Step::ExecFinished {
                 exec,
@@ -494,9 +814,7 @@ impl NodeActor {
                 missing,
             }),
             Step::AppOutput(output) => self.forward(ActorOutput::App { peer, output }),
-            _ => {
-                counters.other_steps.fetch_add(1, Ordering::Relaxed);
-            }
+            _ => ActorCounters::bump(&counters.other_steps, 1),
         }
     }
 
@@ -520,16 +838,44 @@ impl NodeActor {
             }
         }
         let dropped = before - subscribers.len();
-        counters
-            .subscribers_dropped
-            .fetch_add(dropped as u64, Ordering::Relaxed);
+        ActorCounters::bump(&counters.subscribers_dropped, dropped as u64);
         let counter = if dropped < before {
             &counters.outputs_forwarded
         } else {
             &counters.outputs_unobserved
         };
-        counter.fetch_add(1, Ordering::Relaxed);
+        ActorCounters::bump(counter, 1);
     }
+}
+
+impl std::fmt::Debug for NodeActor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NodeActor")
+            .field("peer", &self.peer)
+            .field("supervised", &self.factory.is_some())
+            .field("config", &self.config)
+            .finish_non_exhaustive()
+    }
+}
+
+/// How [`NodeActor::serve`] ended.
+#[derive(Clone, Copy, Debug)]
+struct ServeOutcome {
+    drain_incomplete: bool,
+    deadline_hit: bool,
+}
+
+/// Why a panicked Node was not restarted.
+#[derive(Debug)]
+enum Failure {
+    Unsupervised,
+    GaveUp,
+    Rebuild(String),
+}
+
+/// Events taken from a mailbox (both lanes).
+fn taken(stats: &IngressStats) -> u64 {
+    stats.control.taken.saturating_add(stats.data.taken)
 }
 
 impl ActorHandle {
@@ -560,6 +906,18 @@ impl ActorHandle {
         Ok(())
     }
 
+    /// Queues an app event of `kind` (routed to the Node's `OnTrigger`
+    /// subscribers); refusals hand the event back like [`ActorHandle::invoke`].
+    pub fn deliver_event(
+        &self,
+        kind: EventKind,
+        value: Box<dyn SlotValue>,
+    ) -> Result<(), DeliverError> {
+        self.ingress
+            .push_data(IngressEvent::AppEvent { kind, value })?;
+        Ok(())
+    }
+
     /// A new receiver of every output produced from now on. The channel is
     /// unbounded: a receiver that stops reading grows memory; drop it to
     /// unsubscribe (its slot is freed at the next forwarded output).
@@ -581,16 +939,120 @@ impl ActorHandle {
         self.shared.counters.snapshot()
     }
 
-    /// Whether the actor thread has exited (stopped or panicked).
+    /// The Node's metrics now: the actor's counters, the Node's counters as
+    /// last published, and the mailbox's depth, high-water mark and
+    /// counters (see [`ActorMetrics::account`] and
+    /// [`ActorMetrics::mean_queue_wait_ns`]).
+    pub fn metrics(&self) -> ActorMetrics {
+        ActorMetrics {
+            peer: self.peer,
+            actor: self.shared.counters.snapshot(),
+            node: *self.shared.node_stats.lock(),
+            ingress: self.ingress.stats(),
+            ingress_depth: self.ingress.len(),
+            ingress_high_water: self.ingress.data_high_water(),
+            ingress_capacity: self.ingress.data_capacity(),
+        }
+    }
+
+    /// Asks the actor thread for a fresh snapshot of its Node (it answers
+    /// between polls) and waits at most `timeout`. For a supervised actor the
+    /// snapshot also becomes its restart base.
+    pub fn snapshot(&self, timeout: Duration) -> Result<Vec<u8>, SnapshotRequestError> {
+        let (tx, rx) = bounded(1);
+        {
+            let mut waiting = self.shared.snapshot_requests.lock();
+            if waiting.len() >= self.shared.max_subscribers.max(1) {
+                return Err(SnapshotRequestError::Busy);
+            }
+            waiting.push(tx);
+        }
+        if self.ingress.is_closed() {
+            return Err(SnapshotRequestError::Stopped);
+        }
+        self.ingress.nudge();
+        match rx.recv_timeout(timeout) {
+            Ok(result) => result,
+            Err(RecvTimeoutError::Timeout) => Err(SnapshotRequestError::TimedOut),
+            Err(RecvTimeoutError::Disconnected) => Err(SnapshotRequestError::Stopped),
+        }
+    }
+
+    /// Whether the actor is asleep with an empty mailbox: it will do nothing
+    /// until mail, a nudge, its deadline or the clock wakes it. A snapshot
+    /// in time, for tests and quiescence checks (every actor of a closed
+    /// system idle at once means the system is quiescent).
+    pub fn is_idle(&self) -> bool {
+        self.shared.sleeping.load(Ordering::SeqCst) && self.ingress.is_empty()
+    }
+
+    /// Whether the actor thread has exited.
     pub fn is_finished(&self) -> bool {
         self.thread.as_ref().is_none_or(JoinHandle::is_finished)
     }
 
-    /// Closes the ingress, lets the thread drain and exit, joins it and
-    /// returns its report (lifecycle steps 3–5). Blocks until the Node has
-    /// handled its queued mail.
+    /// Phase 1 of a two-phase stop: the Node keeps running until it is
+    /// [quiescent](Node::is_quiescent) (or `grace` of clock time has
+    /// passed), then closes its own mailbox and exits (lifecycle steps 3–5).
+    /// New work should be refused upstream first ([`Router::stop_new_work`]);
+    /// join with [`ActorHandle::finish`]. A later call keeps the earlier
+    /// deadline if it is sooner.
+    pub fn begin_drain(&self, grace: Duration) {
+        let grace_ns = u64::try_from(grace.as_nanos()).unwrap_or(u64::MAX);
+        let deadline = self
+            .clock
+            .now_ns()
+            .saturating_add(grace_ns)
+            .min(u64::MAX - 1);
+        self.shared
+            .drain_deadline_ns
+            .fetch_min(deadline, Ordering::Release);
+        self.ingress.nudge();
+    }
+
+    /// Waits (real time) until the thread exits or `deadline` passes; past
+    /// it, closes the mailbox (the Node stops after handling queued mail)
+    /// and waits [`ActorConfig::join_grace`] more; then joins and returns
+    /// the report, or [`ActorError::JoinTimedOut`] leaving the thread
+    /// detached. Never blocks longer than `deadline + join_grace`.
+    pub fn finish(mut self, deadline: Instant) -> Result<ActorReport, ActorError> {
+        let peer = self.peer;
+        let wait = deadline.saturating_duration_since(Instant::now());
+        if !self.wait_exit(wait) {
+            self.ingress.close();
+            if !self.wait_exit(self.join_grace) {
+                // Detach: the thread keeps its Node until its op returns.
+                drop(self.thread.take());
+                return Err(ActorError::JoinTimedOut { peer });
+            }
+        }
+        self.join()
+    }
+
+    /// Both phases with one budget: [`ActorHandle::begin_drain`] with
+    /// `grace`, then [`ActorHandle::finish`] at now + `grace`.
+    pub fn shutdown(self, grace: Duration) -> Result<ActorReport, ActorError> {
+        self.begin_drain(grace);
+        self.finish(Instant::now() + grace)
+    }
+
+    /// Closes the mailbox now, lets the thread drain queued mail and exit,
+    /// joins it and returns its report (lifecycle steps 4–5). Blocks until
+    /// the Node has handled its queued mail; work waiting on timers or
+    /// compute jobs is abandoned (see [`ActorHandle::shutdown`]).
     pub fn stop(mut self) -> Result<ActorReport, ActorError> {
         self.ingress.close();
+        self.join()
+    }
+
+    fn wait_exit(&self, timeout: Duration) -> bool {
+        !matches!(
+            self.exited.recv_timeout(timeout),
+            Err(RecvTimeoutError::Timeout)
+        )
+    }
+
+    fn join(&mut self) -> Result<ActorReport, ActorError> {
         let peer = self.peer;
         let Some(thread) = self.thread.take() else {
             return Err(ActorError::ThreadLost { peer });
@@ -605,6 +1067,41 @@ impl Drop for ActorHandle {
     fn drop(&mut self) {
         if self.thread.is_some() {
             self.ingress.close();
+        }
+    }
+}
+
+impl ActorReport {
+    /// What happened to every event the mailbox accepted (the actor has
+    /// exited, so nothing is queued: `accepted == processed +
+    /// dropped_at_close + lost_in_restart`).
+    pub fn account(&self) -> MessageAccount {
+        account(
+            &self.ingress,
+            self.stats.lost_in_restart,
+            self.dropped_at_close,
+        )
+    }
+}
+
+impl ActorError {
+    /// The stopped actor's report, when the thread produced one.
+    pub fn report(&self) -> Option<&ActorReport> {
+        match self {
+            Self::Panicked { report, .. }
+            | Self::GaveUp { report, .. }
+            | Self::RestartFailed { report, .. } => Some(report),
+            Self::JoinTimedOut { .. } | Self::ThreadLost { .. } => None,
+        }
+    }
+
+    /// The peer of the actor that failed.
+    pub fn peer(&self) -> PeerId {
+        match self {
+            Self::Panicked { report, .. }
+            | Self::GaveUp { report, .. }
+            | Self::RestartFailed { report, .. } => report.peer,
+            Self::JoinTimedOut { peer } | Self::ThreadLost { peer } => *peer,
         }
     }
 }
@@ -646,26 +1143,6 @@ impl ActorOutput {
     pub fn peer(&self) -> PeerId {
         match self {
             Self::ExecFinished { peer, .. } | Self::App { peer, .. } => *peer,
-        }
-    }
-}
-
-impl ActorCounters {
-    fn snapshot(&self) -> ActorStats {
-        let read = |c: &AtomicU64| c.load(Ordering::Relaxed);
-        ActorStats {
-            polls: read(&self.polls),
-            wakeups: read(&self.wakeups),
-            timeouts: read(&self.timeouts),
-            envelopes_out: read(&self.envelopes_out),
-            routed: read(&self.routed),
-            refused_full: read(&self.refused_full),
-            refused_unknown_peer: read(&self.refused_unknown_peer),
-            refused_closed: read(&self.refused_closed),
-            outputs_forwarded: read(&self.outputs_forwarded),
-            outputs_unobserved: read(&self.outputs_unobserved),
-            subscribers_dropped: read(&self.subscribers_dropped),
-            other_steps: read(&self.other_steps),
         }
     }
 }

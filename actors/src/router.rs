@@ -11,6 +11,11 @@
 //!   [`Router::with_peer_cap`]); a registration past the cap or for a peer
 //!   already present is refused, handed back and counted.
 //!
+//! * After [`Router::stop_new_work`] (phase 1 of a shutdown) requests and
+//!   one-way envelopes are refused with [`RouteError::ShuttingDown`];
+//!   responses and back-pressure notices still pass, so work already in
+//!   flight can finish.
+//!
 //! # Why a sharded mutex map
 //! Registration is rare (actor spawn/stop) and lookups are frequent and
 //! concurrent. The table is split into [`SHARDS`] `Mutex<HashMap>` shards
@@ -24,9 +29,9 @@
 
 use std::collections::HashMap;
 
-use nodeflow_engine::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use nodeflow_engine::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use nodeflow_engine::sync::{Arc, Mutex};
-use nodeflow_engine::{Envelope, IngressEvent, IngressQueue, PeerId};
+use nodeflow_engine::{Envelope, EnvelopeKind, IngressEvent, IngressQueue, PeerId};
 
 /// Number of shards of the routing table.
 pub const SHARDS: usize = 16;
@@ -47,6 +52,10 @@ pub struct Router {
     /// shard lock before inserting and given back on refusal or removal;
     /// `Relaxed`: it guards the cap only, publishes no memory.
     len: AtomicUsize,
+    /// Set once by [`Router::stop_new_work`], read by every route.
+    /// `Relaxed`: a route that misses the flag delivers into an ingress the
+    /// draining Node still empties, so the race loses nothing.
+    stopping: AtomicBool,
     counters: RouterCounters,
 }
 
@@ -63,6 +72,9 @@ pub struct RouterStats {
     pub refused_unknown_peer: u64,
     /// Envelopes refused: the target's ingress was closed (it is stopping).
     pub refused_closed: u64,
+    /// Envelopes refused: the runtime is shutting down and they would
+    /// start new work (requests, one-way envelopes).
+    pub refused_shutting_down: u64,
     /// Registrations refused because the peer was already registered.
     pub register_duplicate: u64,
     /// Registrations refused at the peer cap.
@@ -83,22 +95,30 @@ pub enum RouteError {
     /// The destination Node is stopping and accepts no more input.
     #[error("the destination Node is stopping and its ingress is closed")]
     Closed(Box<Envelope>),
+    /// The runtime is shutting down: only responses and back-pressure
+    /// notices are still routed.
+    #[error("the runtime is shutting down and accepts no new requests or one-way envelopes")]
+    ShuttingDown(Box<Envelope>),
 }
 
 impl RouteError {
     /// The refused envelope.
     pub fn into_envelope(self) -> Envelope {
         match self {
-            Self::Full(envelope) | Self::UnknownPeer(envelope) | Self::Closed(envelope) => {
-                *envelope
-            }
+            Self::Full(envelope)
+            | Self::UnknownPeer(envelope)
+            | Self::Closed(envelope)
+            | Self::ShuttingDown(envelope) => *envelope,
         }
     }
 
     /// The refused envelope, by reference.
     pub fn envelope(&self) -> &Envelope {
         match self {
-            Self::Full(envelope) | Self::UnknownPeer(envelope) | Self::Closed(envelope) => envelope,
+            Self::Full(envelope)
+            | Self::UnknownPeer(envelope)
+            | Self::Closed(envelope)
+            | Self::ShuttingDown(envelope) => envelope,
         }
     }
 }
@@ -133,6 +153,7 @@ struct RouterCounters {
     refused_full: AtomicU64,
     refused_unknown_peer: AtomicU64,
     refused_closed: AtomicU64,
+    refused_shutting_down: AtomicU64,
     register_duplicate: AtomicU64,
     register_cap: AtomicU64,
 }
@@ -152,6 +173,7 @@ impl Router {
             shards: (0..SHARDS).map(|_| Mutex::new(HashMap::new())).collect(),
             cap,
             len: AtomicUsize::new(0),
+            stopping: AtomicBool::new(false),
             counters: RouterCounters::default(),
         }
     }
@@ -199,6 +221,12 @@ impl Router {
 
     /// Moves `envelope` into the ingress of `envelope.dst`. Never blocks.
     pub fn route(&self, envelope: Envelope) -> Result<(), RouteError> {
+        if self.stopping.load(Ordering::Relaxed) && starts_work(&envelope) {
+            self.counters
+                .refused_shutting_down
+                .fetch_add(1, Ordering::Relaxed);
+            return Err(RouteError::ShuttingDown(Box::new(envelope)));
+        }
         let target = self.shard(envelope.dst).lock().get(&envelope.dst).cloned();
         let Some(target) = target else {
             self.counters
@@ -223,6 +251,19 @@ impl Router {
         }
     }
 
+    /// Phase 1 of a shutdown: from now on refuse envelopes that would start
+    /// new work (requests and one-way envelopes) with
+    /// [`RouteError::ShuttingDown`]; responses and back-pressure notices
+    /// still pass. Cannot be undone.
+    pub fn stop_new_work(&self) {
+        self.stopping.store(true, Ordering::Relaxed);
+    }
+
+    /// Whether [`Router::stop_new_work`] was called.
+    pub fn is_stopping_new_work(&self) -> bool {
+        self.stopping.load(Ordering::Relaxed)
+    }
+
     /// A copy of the counters.
     pub fn stats(&self) -> RouterStats {
         let c = &self.counters;
@@ -232,6 +273,7 @@ impl Router {
             refused_full: c.refused_full.load(Ordering::Relaxed),
             refused_unknown_peer: c.refused_unknown_peer.load(Ordering::Relaxed),
             refused_closed: c.refused_closed.load(Ordering::Relaxed),
+            refused_shutting_down: c.refused_shutting_down.load(Ordering::Relaxed),
             register_duplicate: c.register_duplicate.load(Ordering::Relaxed),
             register_cap: c.register_cap.load(Ordering::Relaxed),
         }
@@ -250,6 +292,12 @@ impl Default for Router {
     fn default() -> Self {
         Self::new()
     }
+}
+
+/// Whether `envelope` would start work at its destination (anything but a
+/// response or a back-pressure notice).
+fn starts_work(envelope: &Envelope) -> bool {
+    matches!(envelope.kind, EnvelopeKind::OneWay | EnvelopeKind::Request)
 }
 
 /// The envelope inside an event [`Router::route`] pushed and got back.
@@ -279,6 +327,35 @@ mod tests {
 
     fn envelope(to: u64) -> Envelope {
         Envelope::new(PeerId::new(1), PeerId::new(to), EnvelopeKind::OneWay)
+    }
+
+    #[test]
+    fn stopping_new_work_refuses_requests_and_one_ways_but_passes_responses() {
+        let router = Router::new();
+        let q = queue(8);
+        router.register(PeerId::new(2), Arc::clone(&q)).unwrap();
+        assert!(!router.is_stopping_new_work());
+        router.stop_new_work();
+        assert!(router.is_stopping_new_work());
+        for kind in [EnvelopeKind::OneWay, EnvelopeKind::Request] {
+            let refused = router
+                .route(Envelope::new(PeerId::new(1), PeerId::new(2), kind))
+                .unwrap_err();
+            assert!(matches!(refused, RouteError::ShuttingDown(_)));
+            assert_eq!(refused.into_envelope().kind, kind);
+        }
+        for kind in [
+            EnvelopeKind::Response,
+            EnvelopeKind::BackoffNotice { retry_after_ns: 5 },
+            EnvelopeKind::BackoffClear,
+        ] {
+            router
+                .route(Envelope::new(PeerId::new(1), PeerId::new(2), kind))
+                .unwrap();
+        }
+        assert_eq!(q.len(), 3);
+        let stats = router.stats();
+        assert_eq!((stats.routed, stats.refused_shutting_down), (3, 2));
     }
 
     #[test]

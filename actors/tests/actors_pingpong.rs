@@ -388,8 +388,10 @@ fn a_panic_escaping_the_engine_stops_only_that_actor() {
     );
     assert!(router.contains(SERVER));
     match victim.stop() {
-        Err(ActorError::Panicked { peer, message, .. }) => {
-            assert_eq!(peer, CLIENT);
+        Err(ActorError::Panicked {
+            message, report, ..
+        }) => {
+            assert_eq!(report.peer, CLIENT);
             assert_eq!(message, "grenade copied");
         }
         other => panic!("expected a panic report, got {other:?}"),

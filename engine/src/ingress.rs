@@ -866,6 +866,7 @@ mod tests {
         assert!(queue.is_empty(), "a nudge is not an event");
         assert_eq!(queue.wait(None), WaitOutcome::Ready);
         assert_eq!(queue.take_nudges(), 2);
+        #[allow(clippy::disallowed_methods)] // a test may read the clock
         let soon = Instant::now() + Duration::from_millis(5);
         assert_eq!(queue.wait(Some(soon)), WaitOutcome::TimedOut);
         assert_eq!(queue.stats().control.accepted, 0);
