@@ -694,7 +694,16 @@ impl NodeActor {
     /// Publishes the Node's counters for [`ActorHandle::metrics`].
     fn publish(&mut self, node: &Node) {
         self.rounds_since_publish = 0;
-        *self.shared.node_stats.lock() = node.stats();
+        let stats = node.stats();
+        *self.shared.node_stats.lock() = stats;
+        tracing::trace!(
+            depth = self.ingress.len(),
+            high_water = self.ingress.data_high_water(),
+            ops_fired = stats.ops_fired,
+            envelopes_in = stats.envelopes_received,
+            envelopes_out = self.shared.counters.envelopes_out.load(Ordering::Relaxed),
+            "node metrics"
+        );
     }
 
     /// Supervision steps 1–2: drops `dead` and builds its successor.

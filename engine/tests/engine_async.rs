@@ -214,3 +214,21 @@ fn a_panicking_op_fails_and_the_node_keeps_running() {
     );
     assert_eq!(node.stats().ops_panicked, 2);
 }
+
+#[test]
+fn a_node_is_quiescent_only_with_nothing_in_flight() {
+    let math = Math::default();
+    let mut node = node(single("Later", None), &math, NodeConfig::default());
+    assert!(!node.is_quiescent(), "not started yet");
+    drive(&mut node, 0);
+    assert!(node.is_quiescent());
+    node.invoke(SiteId::new(0), vec![("x".into(), u64v(1))])
+        .unwrap();
+    assert!(!node.is_quiescent(), "an invoke is queued");
+    drive(&mut node, 1);
+    assert!(!node.has_work());
+    assert!(!node.is_quiescent(), "no work, but an op is parked");
+    math.handles.lock().pop().unwrap().complete(&1).unwrap();
+    drive(&mut node, 2);
+    assert!(node.is_quiescent());
+}
