@@ -151,9 +151,11 @@ impl Default for ActorConfig {
 ///    lifecycle steps 4–5). If a drain was ordered and the Node is
 ///    quiescent or the drain deadline has passed, close the mailbox first.
 /// 5. **Wait**: if the round left work, go to 1. Otherwise publish the
-///    counters and sleep in `ingress.wait(deadline)` (the earlier of the
-///    Node's next deadline and the drain deadline) until mail, a nudge, the
-///    deadline or the close; then go to 1.
+///    counters and sleep in `ingress.wait(deadline)` until mail, a nudge,
+///    the deadline (the earlier of the Node's next deadline and the drain
+///    deadline) or the close; then go to 1. While the Node still runs its
+///    bootstrap graphs it takes no data, so it sleeps in
+///    `ingress.wait_control(deadline)`, which queued data does not end.
 ///
 /// The loop runs inside one `catch_unwind`; supervision happens around it.
 pub struct NodeActor {
@@ -409,7 +411,7 @@ impl NodeActor {
         clock: Arc<dyn Clock>,
         config: ActorConfig,
     ) -> Result<ActorHandle, SpawnError> {
-        let builder = catch_unwind(AssertUnwindSafe(|| factory()))
+        let builder = catch_unwind(AssertUnwindSafe(&*factory))
             .map_err(|p| SpawnError::FactoryPanicked(panic_message(p)))?;
         let node = builder.build()?;
         Self::start(node, Some(factory), router, clock, config)
@@ -584,7 +586,13 @@ impl NodeActor {
                 .then(|| self.clock.deadline_instant(wake_at))
                 .flatten();
             self.shared.sleeping.store(true, Ordering::SeqCst);
-            let outcome = self.ingress.wait(deadline);
+            // A Node still bootstrapping does not take data yet: queued data
+            // must not wake it (it would find nothing to do, and spin).
+            let outcome = if node.is_bootstrapped() {
+                self.ingress.wait(deadline)
+            } else {
+                self.ingress.wait_control(deadline)
+            };
             self.shared.sleeping.store(false, Ordering::SeqCst);
             let counter = match outcome {
                 WaitOutcome::TimedOut => &self.shared.counters.timeouts,
@@ -724,7 +732,7 @@ impl NodeActor {
         let lost = taken(&self.ingress.stats()).saturating_sub(self.taken_at_snapshot);
         ActorCounters::bump(&self.shared.counters.lost_in_restart, lost);
         tracing::warn!(%message, lost, "node panicked; restarting from its last snapshot");
-        let builder = catch_unwind(AssertUnwindSafe(|| factory()))
+        let builder = catch_unwind(AssertUnwindSafe(&*factory))
             .map_err(|p| Failure::Rebuild(panic_message(p)))?
             .mailbox(Arc::clone(&self.ingress));
         let rebuilt = match &self.last_snapshot {

@@ -8,6 +8,7 @@
 //! holds its thread until the test opens the gate, so exactly its lane's
 //! capacity of requests gets in while it is held. Every wait is bounded by
 //! [`PATIENCE`].
+#![cfg(not(loom))] // real threads and time; the loom models live in loom-tests/
 #![allow(clippy::unwrap_used)]
 
 use std::time::Duration;

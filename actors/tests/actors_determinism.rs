@@ -5,6 +5,7 @@
 //! another seed, and every draw arrives at its neighbour within its tick.
 //!
 //! Waits are bounded by `PATIENCE`; nothing depends on real time.
+#![cfg(not(loom))] // real threads and time; the loom models live in loom-tests/
 #![allow(clippy::unwrap_used)]
 
 mod common;

@@ -5,6 +5,7 @@
 //!
 //! Every wait is bounded by [`PATIENCE`]; assertions are on counts, never
 //! on elapsed time.
+#![cfg(not(loom))] // real threads and time; the loom models live in loom-tests/
 #![allow(clippy::unwrap_used)]
 
 use std::collections::HashMap;
@@ -398,4 +399,46 @@ fn a_panic_escaping_the_engine_stops_only_that_actor() {
     }
     // The other actor is unaffected.
     assert!(server.stop().is_ok());
+}
+
+#[test]
+fn data_queued_while_the_node_bootstraps_does_not_make_the_actor_spin() {
+    let mut boot = GraphBuilder::new("boot");
+    let seed = boot.syscall("Constant", []).attr("value", 7).output();
+    let slept = boot
+        .syscall("Sleep", [seed])
+        .attr("duration_ns", 1_000i64)
+        .output();
+    boot.output(slept, "ready");
+    let node = Node::builder(CLIENT)
+        .bootstrap_graph(boot.build().unwrap())
+        .graph(echo_server())
+        .build()
+        .unwrap();
+    let clock = Arc::new(ManualClock::new());
+    let router = Arc::new(Router::new());
+    let dyn_clock: Arc<dyn Clock> = clock.clone();
+    let handle = spawn(node, &router, dyn_clock);
+    let rx = handle.subscribe().unwrap();
+    let body = SiteId::new(1);
+    handle.invoke(body, vec![("x".into(), u64v(5))], 1).unwrap();
+    // However long the bootstrap waits on its timer, the queued invoke must
+    // not wake the actor again and again (it cannot take data yet).
+    std::thread::sleep(Duration::from_millis(30));
+    let stats = handle.stats();
+    assert!(stats.wakeups <= 3, "the actor spun: {stats:?}");
+    assert!(stats.polls <= 4, "the actor spun: {stats:?}");
+    clock.advance(1_000);
+    let mut tickets = Vec::new();
+    while tickets.is_empty() {
+        if let ActorOutput::ExecFinished {
+            origin: ExecOrigin::Ticket(t),
+            ..
+        } = rx.recv_timeout(PATIENCE).unwrap()
+        {
+            tickets.push(t);
+        }
+    }
+    assert_eq!(tickets, vec![1], "the body ran once the bootstrap finished");
+    handle.stop().unwrap();
 }

@@ -5,6 +5,7 @@
 //! and a stuck op cannot hang the caller.
 //!
 //! Waits are bounded by `PATIENCE`; assertions are on counts and values.
+#![cfg(not(loom))] // real threads and time; the loom models live in loom-tests/
 #![allow(clippy::unwrap_used)]
 
 mod common;

@@ -6,6 +6,7 @@
 //! is stopped for good and reported, with every message accounted for.
 //!
 //! Waits are bounded by `PATIENCE`; assertions are on counts and values.
+#![cfg(not(loom))] // real threads and time; the loom models live in loom-tests/
 #![allow(clippy::unwrap_used)]
 
 mod common;

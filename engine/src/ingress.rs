@@ -439,7 +439,22 @@ impl IngressQueue {
     /// For thread hosts; see the module docs for why no wake-up is lost.
     /// `Closed` takes precedence over `Ready`.
     pub fn wait(&self, deadline: Option<Instant>) -> WaitOutcome {
-        if let Some(outcome) = self.ready_outcome() {
+        self.wait_lanes(deadline, true)
+    }
+
+    /// Like [`IngressQueue::wait`], but data-lane events do not end the wait
+    /// (control events, nudges, the close and the deadline do).
+    ///
+    /// For an owner that cannot take data yet (a Node still running its
+    /// bootstrap graphs): with [`IngressQueue::wait`] queued data would make
+    /// it return at once, over and over.
+    pub fn wait_control(&self, deadline: Option<Instant>) -> WaitOutcome {
+        self.wait_lanes(deadline, false)
+    }
+
+    fn wait_lanes(&self, deadline: Option<Instant>, data: bool) -> WaitOutcome {
+        let ready = || self.ready_outcome_for(data);
+        if let Some(outcome) = ready() {
             return outcome;
         }
         let mut bell = self.bell.lock();
@@ -447,7 +462,7 @@ impl IngressQueue {
         // Pairs with the producers' fence in `after_accept` (module docs, step 3).
         fence(Ordering::SeqCst);
         let outcome = loop {
-            if let Some(outcome) = self.ready_outcome() {
+            if let Some(outcome) = ready() {
                 break outcome;
             }
             match deadline {
@@ -456,7 +471,7 @@ impl IngressQueue {
                     let (guard, timed_out) = self.bell_cv.wait_until(bell, deadline);
                     bell = guard;
                     if timed_out {
-                        break self.ready_outcome().unwrap_or(WaitOutcome::TimedOut);
+                        break ready().unwrap_or(WaitOutcome::TimedOut);
                     }
                 }
             }
@@ -706,12 +721,18 @@ impl IngressQueue {
     /// `Some` when the owner has something to do: closed, an event pending,
     /// or a nudge not yet taken.
     fn ready_outcome(&self) -> Option<WaitOutcome> {
+        self.ready_outcome_for(true)
+    }
+
+    /// [`IngressQueue::ready_outcome`], looking at the data lane only if `data`.
+    fn ready_outcome_for(&self, data: bool) -> Option<WaitOutcome> {
         if self.is_closed() {
             return Some(WaitOutcome::Closed);
         }
         let nudged =
             self.nudges.load(Ordering::Acquire) != self.nudges_seen.load(Ordering::Relaxed);
-        (nudged || self.control.pending() || self.data.pending()).then_some(WaitOutcome::Ready)
+        let pending = nudged || self.control.pending() || (data && self.data.pending());
+        pending.then_some(WaitOutcome::Ready)
     }
 
     fn lane(&self, lane: Lane) -> &LaneState {
@@ -855,6 +876,18 @@ mod tests {
         fn wake_by_ref(self: &StdArc<Self>) {
             self.0.fetch_add(1, Ordering::SeqCst);
         }
+    }
+
+    #[test]
+    fn wait_control_ignores_data_but_not_control() {
+        let queue = queue(4);
+        queue.push_data(app(1)).expect("room");
+        #[allow(clippy::disallowed_methods)] // a test may read the clock
+        let soon = Instant::now() + Duration::from_millis(5);
+        assert_eq!(queue.wait_control(Some(soon)), WaitOutcome::TimedOut);
+        assert_eq!(queue.wait(Some(soon)), WaitOutcome::Ready);
+        queue.push_control(IngressEvent::Wake).expect("open");
+        assert_eq!(queue.wait_control(None), WaitOutcome::Ready);
     }
 
     #[test]
