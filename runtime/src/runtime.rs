@@ -402,7 +402,7 @@ impl Runtime {
     /// step 4). `deadline` is the time the caller allows; today every Node
     /// is drained however long it takes and the report says whether that
     /// was longer ([`ShutdownReport::deadline_exceeded`]).
-    pub fn shutdown(mut self, deadline: Duration) -> ShutdownReport {
+    pub fn shutdown(self, deadline: Duration) -> ShutdownReport {
         let started = Instant::now();
         let (nodes, failures) = self.stop_all();
         ShutdownReport {
@@ -418,7 +418,7 @@ impl Runtime {
 
     /// Closes the table to spawns, takes every entry out and stops each
     /// Node; returns the clean reports and the failures, by peer.
-    fn stop_all(&mut self) -> (Vec<ActorReport>, Vec<ActorError>) {
+    fn stop_all(&self) -> (Vec<ActorReport>, Vec<ActorError>) {
         let mut entries: Vec<Arc<NodeEntry>> = {
             let mut table = self.table.state.lock();
             table.open = false;
