@@ -1,20 +1,48 @@
-//! `nodeflow`: the crate users depend on (in progress).
+//! `nodeflow`: the crate users depend on.
 //!
-//! Today it provides the compute pool ([`ComputePool`]) that runs
-//! compute-backend components on rayon threads and posts their results back
-//! through each Node's completion sink, and the adapter
-//! ([`ComputeComponent`]) that turns plain functions over slot values into
-//! such a component. It re-exports the engine and the actor host so that
-//! users depend on one crate. The `Runtime` builder and the CPU tensor
-//! backend are still to come.
+//! A [`Runtime`] runs many Nodes in one process: [`Runtime::builder`]
+//! chooses the compute threads, the clock, the default actor settings and
+//! the router's peer cap; [`Runtime::spawn_node`] builds a Node from a
+//! [`NodeSpec`] (a factory returning a fresh [`NodeBuilder`]) and starts it
+//! on its own actor thread; the returned [`NodeHandle`] invokes graphs,
+//! delivers app events, subscribes to outputs, reads counters and stops the
+//! Node; [`Runtime::shutdown`] stops every Node and returns a
+//! [`ShutdownReport`].
 //!
-//! Invariant: no job can abort the process; a panicking job fails only its
-//! own op (see [`ComputePool`]).
+//! Heavy op work runs on the runtime's compute pool ([`ComputePool`],
+//! [`Runtime::compute_pool`]), which posts each job's result back through
+//! the owning Node's completion sink; [`ComputeComponent`] turns plain
+//! functions over slot values into such a component.
+//!
+//! The engine and the actor host are re-exported whole ([`engine`],
+//! [`actors`]) and their common types flat, so users depend on one crate.
+//! The CPU tensor backend is still to come.
+//!
+//! Invariants: no job can abort the process (a panicking job fails only its
+//! own op, see [`ComputePool`]); no Node thread outlives its [`Runtime`].
 
 mod compute_component;
 mod compute_pool;
+mod runtime;
 
 pub use compute_component::{ComputeComponent, ComputeFn};
 pub use compute_pool::{ComputePool, ComputePoolError, ComputePoolStats, JobOutputs};
+pub use runtime::{
+    NodeFactory, NodeHandle, NodeInputError, NodeSpec, NodeSubscribeError, Runtime, RuntimeBuilder,
+    RuntimeError, ShutdownReport, ShutdownTotals, SpawnNodeError, StopNodeError,
+};
+
 pub use nodeflow_actors as actors;
 pub use nodeflow_engine as engine;
+
+pub use nodeflow_actors::{
+    ActorConfig, ActorError, ActorOutput, ActorReport, ActorStats, Clock, ManualClock, Router,
+    RouterStats, SystemClock,
+};
+pub use nodeflow_engine::sync::channel::Receiver;
+pub use nodeflow_engine::{
+    AppOutput, BuildError, BytesValue, Component, Composite, DeliverError, DispatchResult,
+    EventKind, ExecId, ExecOrigin, F64Value, Graph, GraphBuilder, I64Value, LocalOpId, Node,
+    NodeBuilder, NodeConfig, OpError, OpErrorKind, OpInputs, OpOutputs, PeerId, PeerIdValue,
+    RuntimeResourceRef, SiteId, SlotValue, Trigger, U64Value,
+};
