@@ -292,6 +292,23 @@ pub enum SubscribeError {
     },
 }
 
+/// A snapshot an actor was asked for ([`ActorHandle::snapshot_request`]).
+#[derive(Debug)]
+pub struct PendingSnapshot {
+    reply: Receiver<Result<Vec<u8>, SnapshotRequestError>>,
+}
+
+impl PendingSnapshot {
+    /// Waits at most `timeout` for the actor's answer.
+    pub fn wait(self, timeout: Duration) -> Result<Vec<u8>, SnapshotRequestError> {
+        match self.reply.recv_timeout(timeout) {
+            Ok(result) => result,
+            Err(RecvTimeoutError::Timeout) => Err(SnapshotRequestError::TimedOut),
+            Err(RecvTimeoutError::Disconnected) => Err(SnapshotRequestError::Stopped),
+        }
+    }
+}
+
 /// [`ActorHandle::snapshot`] got no snapshot.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
@@ -414,6 +431,20 @@ impl NodeActor {
         let builder = catch_unwind(AssertUnwindSafe(&*factory))
             .map_err(|p| SpawnError::FactoryPanicked(panic_message(p)))?;
         let node = builder.build()?;
+        Self::spawn_supervised_node(node, factory, router, clock, config)
+    }
+
+    /// [`NodeActor::spawn_supervised`] for a Node the caller already built
+    /// from `factory()` (to look at it first, e.g. to resolve site names).
+    /// A Node from another factory fails its first restart
+    /// ([`ActorError::RestartFailed`]).
+    pub fn spawn_supervised_node(
+        node: Node,
+        factory: NodeFactory,
+        router: Arc<Router>,
+        clock: Arc<dyn Clock>,
+        config: ActorConfig,
+    ) -> Result<ActorHandle, SpawnError> {
         Self::start(node, Some(factory), router, clock, config)
     }
 
@@ -976,6 +1007,12 @@ impl ActorHandle {
     /// between polls) and waits at most `timeout`. For a supervised actor the
     /// snapshot also becomes its restart base.
     pub fn snapshot(&self, timeout: Duration) -> Result<Vec<u8>, SnapshotRequestError> {
+        self.snapshot_request()?.wait(timeout)
+    }
+
+    /// Asks the actor thread for a fresh snapshot without waiting for it
+    /// (see [`ActorHandle::snapshot`]).
+    pub fn snapshot_request(&self) -> Result<PendingSnapshot, SnapshotRequestError> {
         let (tx, rx) = bounded(1);
         {
             let mut waiting = self.shared.snapshot_requests.lock();
@@ -988,11 +1025,7 @@ impl ActorHandle {
             return Err(SnapshotRequestError::Stopped);
         }
         self.ingress.nudge();
-        match rx.recv_timeout(timeout) {
-            Ok(result) => result,
-            Err(RecvTimeoutError::Timeout) => Err(SnapshotRequestError::TimedOut),
-            Err(RecvTimeoutError::Disconnected) => Err(SnapshotRequestError::Stopped),
-        }
+        Ok(PendingSnapshot { reply: rx })
     }
 
     /// Whether the actor is asleep with an empty mailbox: it will do nothing

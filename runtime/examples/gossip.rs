@@ -173,7 +173,8 @@ fn run(settings: Settings) -> Result<bool, String> {
     );
     println!(
         "shutdown in {:.1} ms: {} Nodes stopped, {} failed; {} envelopes out, {} routed, \
-         {} refused; {} executions, {} ops; {} dropped at close, {} drains incomplete; \
+         {} refused; {} executions, {} ops; messages: {} accepted = {} processed + {} dropped \
+         at close + {} lost in {} restarts; {} drains incomplete; \
          compute {} completed / {} failed / {} panicked",
         report.elapsed.as_secs_f64() * 1e3,
         totals.nodes_stopped,
@@ -183,13 +184,20 @@ fn run(settings: Settings) -> Result<bool, String> {
         totals.refused,
         totals.executions_finished,
         totals.ops_fired,
+        totals.accepted,
+        totals.processed,
         totals.dropped_at_close,
+        totals.lost_in_restart,
+        totals.restarts,
         totals.drains_incomplete,
         report.compute.completed,
         report.compute.failed,
         report.compute.panicked,
     );
-    let lossless = totals.refused == 0 && totals.dropped_at_close == 0 && totals.nodes_failed == 0;
+    let lossless = totals.refused == 0
+        && totals.dropped_at_close == 0
+        && totals.lost_in_restart == 0
+        && totals.nodes_failed == 0;
     let converged = error < TOLERANCE && mass_error < 1e-9;
     if !lossless {
         println!("FAILED: messages were lost, push-sum mass is not conserved");

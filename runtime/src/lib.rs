@@ -6,8 +6,11 @@
 //! [`NodeSpec`] (a factory returning a fresh [`NodeBuilder`]) and starts it
 //! on its own actor thread; the returned [`NodeHandle`] invokes graphs,
 //! delivers app events, subscribes to outputs, reads counters and stops the
-//! Node; [`Runtime::shutdown`] stops every Node and returns a
-//! [`ShutdownReport`].
+//! Node. Every Node is supervised: a panic that escapes its engine
+//! restarts it from its last snapshot ([`SupervisionConfig`]).
+//! [`Runtime::shutdown`] stops in two phases with a deadline (new work
+//! refused, in-flight work including compute jobs drained, threads joined)
+//! and returns a [`ShutdownReport`] accounting for every message.
 //!
 //! Heavy op work runs on the runtime's compute pool ([`ComputePool`],
 //! [`Runtime::compute_pool`]), which posts each job's result back through
@@ -28,7 +31,7 @@ mod runtime;
 pub use compute_component::{ComputeComponent, ComputeFn};
 pub use compute_pool::{ComputePool, ComputePoolError, ComputePoolStats, JobOutputs};
 pub use runtime::{
-    NodeFactory, NodeHandle, NodeInputError, NodeSpec, NodeSubscribeError, Runtime, RuntimeBuilder,
+    NodeHandle, NodeInputError, NodeSpec, NodeSubscribeError, Runtime, RuntimeBuilder,
     RuntimeError, ShutdownReport, ShutdownTotals, SpawnNodeError, StopNodeError,
 };
 
@@ -36,8 +39,9 @@ pub use nodeflow_actors as actors;
 pub use nodeflow_engine as engine;
 
 pub use nodeflow_actors::{
-    ActorConfig, ActorError, ActorOutput, ActorReport, ActorStats, Clock, ManualClock, Router,
-    RouterStats, SystemClock,
+    ActorConfig, ActorError, ActorMetrics, ActorOutput, ActorReport, ActorStats, Clock,
+    ManualClock, MessageAccount, NodeFactory, Router, RouterStats, SnapshotRequestError,
+    SupervisionConfig, SystemClock,
 };
 pub use nodeflow_engine::sync::channel::Receiver;
 pub use nodeflow_engine::{

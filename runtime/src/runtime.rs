@@ -40,15 +40,26 @@
 //! 1. [`Runtime::builder`] → [`RuntimeBuilder::build`] starts the compute
 //!    pool and creates the router (no Node threads yet).
 //! 2. [`Runtime::spawn_node`] calls the spec's factory once, builds the
-//!    Node, resolves the graph names the spec declared, starts its actor
-//!    ([`NodeActor::spawn`]) and records it in the table.
+//!    Node, resolves the graph names the spec declared, starts its
+//!    supervised actor ([`NodeActor::spawn_supervised_node`]: the factory
+//!    rebuilds the Node for a restart) and records it in the table.
 //! 3. [`NodeHandle::stop`] stops one Node and removes it from the table
 //!    (only its own entry: a Node spawned again for the same peer is kept).
-//! 4. [`Runtime::shutdown`] closes the table to new spawns, takes every
-//!    entry out, stops each Node (its queued mail is handled and its
-//!    envelopes routed first) and returns a [`ShutdownReport`]. Today each
-//!    stop blocks until that Node has drained; the deadline is only
-//!    measured against ([`ShutdownReport::deadline_exceeded`]).
+//! 4. [`Runtime::shutdown`] runs in two phases within its deadline:
+//!    1. *Stop accepting*: the table refuses spawns, handles refuse input
+//!       ([`NodeInputError::ShuttingDown`]) and the router refuses new
+//!       requests and one-way envelopes ([`Router::stop_new_work`]);
+//!       responses still flow, so work in flight can finish.
+//!    2. *Drain*: every Node runs until it is quiescent (no execution, no
+//!       op waiting on a compute job or a response) or the deadline
+//!       passes, then closes its mailbox and exits
+//!       ([`ActorHandle::begin_drain`], [`ActorHandle::finish`]); then the
+//!       runtime waits for compute jobs still in flight (their results are
+//!       refused by closed mailboxes and counted), and returns a
+//!       [`ShutdownReport`] that accounts for every message.
+//!
+//!    A Node stuck in an op past the deadline (plus its join grace) is
+//!    reported as a failure and left detached rather than hang the caller.
 
 use std::collections::HashMap;
 use std::fmt;
@@ -57,9 +68,11 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::time::{Duration, Instant};
 
 use nodeflow_actors::{
-    ActorConfig, ActorError, ActorHandle, ActorOutput, ActorReport, ActorStats, Clock, NodeActor,
-    Router, RouterStats, SpawnError, SubscribeError, SystemClock,
+    ActorConfig, ActorError, ActorHandle, ActorMetrics, ActorOutput, ActorReport, ActorStats,
+    Clock, NodeActor, NodeFactory, Router, RouterStats, SnapshotRequestError, SpawnError,
+    SubscribeError, SystemClock,
 };
+use nodeflow_engine::sync::atomic::{AtomicBool, Ordering};
 use nodeflow_engine::sync::channel::Receiver;
 use nodeflow_engine::sync::{Arc, Mutex};
 use nodeflow_engine::{
@@ -67,10 +80,6 @@ use nodeflow_engine::{
 };
 
 use crate::compute_pool::{ComputePool, ComputePoolError, ComputePoolStats};
-
-/// A Node factory: returns a fresh [`NodeBuilder`] (graphs, components,
-/// config) on every call, so the Node can be built again from scratch.
-pub type NodeFactory = dyn Fn() -> NodeBuilder + Send + Sync + 'static;
 
 /// Configures a [`Runtime`]; start with [`Runtime::builder`].
 #[derive(Clone)]
@@ -94,7 +103,7 @@ pub struct Runtime {
 /// How to make one Node: a [`NodeFactory`] plus optional per-Node settings.
 #[derive(Clone)]
 pub struct NodeSpec {
-    factory: Arc<NodeFactory>,
+    factory: NodeFactory,
     actor_config: Option<ActorConfig>,
     graph_names: Vec<String>,
 }
@@ -117,6 +126,9 @@ pub struct ShutdownReport {
     pub failures: Vec<ActorError>,
     /// Sums over `nodes` and `failures`.
     pub totals: ShutdownTotals,
+    /// Compute jobs still running at the deadline (their results will be
+    /// refused by the closed mailboxes).
+    pub compute_jobs_abandoned: u64,
     /// The deadline the shutdown was given.
     pub deadline: Duration,
     /// How long the shutdown took.
@@ -139,7 +151,8 @@ pub struct ShutdownTotals {
     pub envelopes_out: u64,
     /// Envelopes the router delivered for them.
     pub routed: u64,
-    /// Envelopes refused (full lane, unknown peer or closed destination).
+    /// Envelopes refused (full lane, unknown peer, closed destination or
+    /// shutting down), each handed back to its sending op.
     pub refused: u64,
     /// Executions the stopped Nodes finished.
     pub executions_finished: u64,
@@ -149,6 +162,18 @@ pub struct ShutdownTotals {
     pub dropped_at_close: u64,
     /// Nodes whose stop drain hit [`ActorConfig::max_stop_polls`].
     pub drains_incomplete: usize,
+    /// Nodes whose in-flight work was cut short by the deadline.
+    pub drain_deadlines_hit: usize,
+    /// Executions still alive when their Node stopped.
+    pub abandoned_executions: u64,
+    /// Restarts from a snapshot, over all Nodes.
+    pub restarts: u64,
+    /// Messages (mailbox events) accepted, over all Nodes with a report.
+    pub accepted: u64,
+    /// Accepted messages processed.
+    pub processed: u64,
+    /// Accepted messages a restart rolled back.
+    pub lost_in_restart: u64,
 }
 
 /// [`RuntimeBuilder::build`] failed.
@@ -199,6 +224,12 @@ pub enum SpawnNodeError {
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum NodeInputError {
+    /// The runtime is shutting down and accepts no new input.
+    #[error("the runtime is shutting down; peer {peer} accepts no new input")]
+    ShuttingDown {
+        /// The Node's peer.
+        peer: PeerId,
+    },
     /// The Node has been stopped (by its handle or by the runtime).
     #[error("peer {peer} has been stopped; spawn it again to send it input")]
     Stopped {
@@ -262,6 +293,10 @@ struct NodeTable {
     /// Written by `spawn_node` (insert), `NodeHandle::stop` (remove its own
     /// entry) and the shutdown (close and take all); read by `node`/`peers`.
     state: Mutex<TableState>,
+    /// Cleared once by the shutdown's phase 1, read by every input a handle
+    /// pushes. `Relaxed`: an input that races the clear is accepted before
+    /// the drain and handled by it, so the race loses nothing.
+    accepting: AtomicBool,
 }
 
 struct TableState {
@@ -332,8 +367,9 @@ impl Runtime {
             .actor_config
             .clone()
             .unwrap_or_else(|| self.actor_config.clone());
-        let actor = NodeActor::spawn(
+        let actor = NodeActor::spawn_supervised_node(
             node,
+            Arc::clone(&spec.factory),
             Arc::clone(&self.router),
             Arc::clone(&self.clock),
             config,
@@ -404,35 +440,59 @@ impl Runtime {
     /// was longer ([`ShutdownReport::deadline_exceeded`]).
     pub fn shutdown(self, deadline: Duration) -> ShutdownReport {
         let started = Instant::now();
-        let (nodes, failures) = self.stop_all();
+        let until = started + deadline;
+        let (nodes, failures) = self.stop_all(Some((deadline, until)));
+        // Jobs of abandoned ops may still run; give them until the deadline.
+        while self.pool.stats().in_flight() > 0 && Instant::now() < until {
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        let compute = self.pool.stats();
         ShutdownReport {
             totals: ShutdownTotals::of(&nodes, &failures),
             nodes,
             failures,
+            compute_jobs_abandoned: compute.in_flight(),
             deadline,
             elapsed: started.elapsed(),
-            compute: self.pool.stats(),
+            compute,
             router: self.router.stats(),
         }
     }
 
-    /// Closes the table to spawns, takes every entry out and stops each
-    /// Node; returns the clean reports and the failures, by peer.
-    fn stop_all(&self) -> (Vec<ActorReport>, Vec<ActorError>) {
+    /// Closes the table to spawns and input, takes every entry out and
+    /// stops each Node: with `drain = Some((grace, until))` in two phases
+    /// (lifecycle step 4), otherwise at once. Returns the clean reports and
+    /// the failures, by peer.
+    fn stop_all(&self, drain: Option<(Duration, Instant)>) -> (Vec<ActorReport>, Vec<ActorError>) {
+        self.table.accepting.store(false, Ordering::Relaxed);
+        self.router.stop_new_work();
         let mut entries: Vec<Arc<NodeEntry>> = {
             let mut table = self.table.state.lock();
             table.open = false;
             table.nodes.drain().map(|(_, entry)| entry).collect()
         };
         entries.sort_unstable_by_key(|entry| entry.peer);
-        let mut reports = Vec::with_capacity(entries.len());
+        // A handle's `stop` may take an actor between our drain and now;
+        // that handle holds the report.
+        let actors: Vec<(Arc<NodeEntry>, ActorHandle)> = entries
+            .into_iter()
+            .filter_map(|entry| entry.take_actor().ok().map(|actor| (entry, actor)))
+            .collect();
+        if let Some((grace, _)) = drain {
+            for (_, actor) in &actors {
+                actor.begin_drain(grace);
+            }
+        }
+        let mut reports = Vec::with_capacity(actors.len());
         let mut failures = Vec::new();
-        for entry in entries {
-            match entry.stop() {
+        for (entry, actor) in actors {
+            let result = match drain {
+                Some((_, until)) => actor.finish(until),
+                None => actor.stop(),
+            };
+            match entry.record(result) {
                 Ok(report) => reports.push(report),
                 Err(StopNodeError::Actor(error)) => failures.push(error),
-                // A handle's `stop` took it between our drain and now; that
-                // handle holds the report.
                 Err(StopNodeError::AlreadyStopped { .. }) => {}
             }
         }
@@ -444,7 +504,7 @@ impl Drop for Runtime {
     /// Stops every Node still running (reports discarded), so no thread
     /// outlives the runtime; after [`Runtime::shutdown`] there is none left.
     fn drop(&mut self) {
-        let _ = self.stop_all();
+        let _ = self.stop_all(None);
     }
 }
 
@@ -510,6 +570,7 @@ impl RuntimeBuilder {
                     open: true,
                     nodes: HashMap::new(),
                 }),
+                accepting: AtomicBool::new(true),
             }),
         })
     }
@@ -537,7 +598,7 @@ impl NodeSpec {
     }
 
     /// A spec from a factory already shared as an `Arc`.
-    pub fn from_factory(factory: Arc<NodeFactory>) -> Self {
+    pub fn from_factory(factory: NodeFactory) -> Self {
         Self {
             factory,
             actor_config: None,
@@ -560,7 +621,7 @@ impl NodeSpec {
     }
 
     /// The factory.
-    pub fn factory(&self) -> &Arc<NodeFactory> {
+    pub fn factory(&self) -> &NodeFactory {
         &self.factory
     }
 }
@@ -652,6 +713,30 @@ impl NodeHandle {
         }
     }
 
+    /// The Node's metrics now (mailbox depth and high-water mark, envelopes
+    /// in and out, drops by reason, ops fired, poll time, time in queue);
+    /// `None` once it has been stopped (its report has the final counts).
+    pub fn metrics(&self) -> Option<ActorMetrics> {
+        match &*self.entry.actor.lock() {
+            ActorSlot::Running(actor) => Some(actor.metrics()),
+            _ => None,
+        }
+    }
+
+    /// A fresh snapshot of the Node, taken by its actor between polls
+    /// (waits at most `timeout`); it also becomes the Node's restart base.
+    /// Restore it with [`NodeBuilder::restore`] on a builder from the same
+    /// factory.
+    pub fn snapshot(&self, timeout: Duration) -> Result<Vec<u8>, SnapshotRequestError> {
+        // The request is sent with the entry lock released: the actor may
+        // take a while to answer.
+        let waiting = match &*self.entry.actor.lock() {
+            ActorSlot::Running(actor) => actor.snapshot_request(),
+            _ => return Err(SnapshotRequestError::Stopped),
+        };
+        waiting?.wait(timeout)
+    }
+
     /// Whether the Node has not been stopped (its thread may still have
     /// died of a panic; [`NodeHandle::stop`] then reports it).
     pub fn is_running(&self) -> bool {
@@ -678,6 +763,9 @@ impl NodeHandle {
     fn push(&self, event: IngressEvent) -> Result<(), NodeInputError> {
         let peer = self.entry.peer;
         match &*self.entry.actor.lock() {
+            ActorSlot::Running(_) if !self.table.accepting.load(Ordering::Relaxed) => {
+                Err(NodeInputError::ShuttingDown { peer })
+            }
             ActorSlot::Running(actor) => {
                 actor
                     .ingress()
@@ -705,6 +793,12 @@ impl NodeEntry {
     /// Takes the actor out (under the entry lock), stops it (lock released)
     /// and records its final counters.
     fn stop(&self) -> Result<ActorReport, StopNodeError> {
+        let actor = self.take_actor()?;
+        self.record(actor.stop())
+    }
+
+    /// Takes the running actor out of the slot (now `Stopping`).
+    fn take_actor(&self) -> Result<ActorHandle, StopNodeError> {
         let actor = {
             let mut slot = self.actor.lock();
             let placeholder = ActorSlot::Stopping {
@@ -723,7 +817,14 @@ impl NodeEntry {
                 }
             }
         };
-        let result = actor.stop();
+        Ok(actor)
+    }
+
+    /// Records how the actor taken by [`NodeEntry::take_actor`] stopped.
+    fn record(
+        &self,
+        result: Result<ActorReport, ActorError>,
+    ) -> Result<ActorReport, StopNodeError> {
         let mut slot = self.actor.lock();
         let stats = match (&result, &*slot) {
             (Ok(report), _) => report.stats,
@@ -753,22 +854,31 @@ impl ShutdownTotals {
             let stats = &report.stats;
             totals.envelopes_out += stats.envelopes_out;
             totals.routed += stats.routed;
-            totals.refused +=
-                stats.refused_full + stats.refused_unknown_peer + stats.refused_closed;
+            totals.refused += stats.refused_full
+                + stats.refused_unknown_peer
+                + stats.refused_closed
+                + stats.refused_shutting_down;
             totals.executions_finished += report.node.executions_finished;
             totals.ops_fired += report.node.ops_fired;
-            totals.dropped_at_close += report.dropped_at_close;
             totals.drains_incomplete += usize::from(report.drain_incomplete);
+            totals.add_account(report);
         }
-        for failure in failures {
-            if let ActorError::Panicked {
-                dropped_at_close, ..
-            } = failure
-            {
-                totals.dropped_at_close += dropped_at_close;
-            }
+        for report in failures.iter().filter_map(ActorError::report) {
+            totals.add_account(report);
         }
         totals
+    }
+
+    /// Adds what every report has, clean or failed: the message account.
+    fn add_account(&mut self, report: &ActorReport) {
+        let account = report.account();
+        self.accepted += account.accepted;
+        self.processed += account.processed;
+        self.dropped_at_close += account.dropped_at_close;
+        self.lost_in_restart += account.lost_in_restart;
+        self.restarts += report.stats.restarts;
+        self.drain_deadlines_hit += usize::from(report.drain_deadline_hit);
+        self.abandoned_executions += report.abandoned_executions as u64;
     }
 }
 

@@ -13,9 +13,9 @@ use std::time::{Duration, Instant};
 use nodeflow::engine::sync::Arc;
 use nodeflow::engine::{EncodeError, IngressConfig, IngressEvent, TypeTag};
 use nodeflow::{
-    ActorError, ActorOutput, ComputeComponent, ComputePool, DeliverError, EventKind, ExecOrigin,
-    GraphBuilder, ManualClock, Node, NodeConfig, NodeInputError, NodeSpec, PeerId, Receiver,
-    Runtime, SiteId, SlotValue, StopNodeError, U64Value,
+    ActorConfig, ActorError, ActorOutput, ComputeComponent, ComputePool, DeliverError, EventKind,
+    ExecOrigin, GraphBuilder, ManualClock, Node, NodeConfig, NodeInputError, NodeSpec, PeerId,
+    Receiver, Runtime, SiteId, SlotValue, StopNodeError, SupervisionConfig, U64Value,
 };
 
 /// Upper bound on any single wait; generous so a loaded machine never flakes.
@@ -333,7 +333,7 @@ impl SlotValue for Grenade {
 }
 
 #[test]
-fn a_node_whose_engine_panicked_is_reported_as_a_failure_and_the_others_stop_cleanly() {
+fn a_node_whose_engine_panicked_restarts_from_its_snapshot_and_keeps_serving() {
     let runtime = Runtime::builder().compute_threads(1).build().unwrap();
     let nodes: Vec<_> = (1..=NODES)
         .map(|peer| {
@@ -342,14 +342,15 @@ fn a_node_whose_engine_panicked_is_reported_as_a_failure_and_the_others_stop_cle
                 .unwrap()
         })
         .collect();
-    let victim = nodes[1].subscribe().unwrap();
+    let snapshot = nodes[1].snapshot(PATIENCE).unwrap();
+    assert!(!snapshot.is_empty());
     nodes[1].deliver_event(EVENT, Box::new(Grenade)).unwrap();
-    assert!(
-        victim.recv_timeout(PATIENCE).is_err(),
-        "the actor died and disconnected its subscribers"
-    );
-    // The survivors still answer each other... except through the dead one:
-    // peer 1 asks peer 2 (gone), so its request is refused at once.
+    let give_up = Instant::now() + PATIENCE;
+    while nodes[1].stats().restarts == 0 {
+        assert!(Instant::now() < give_up, "no restart");
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    // Peer 1 asks peer 2, which was restarted: 5 doubled, plus one.
     let rx = nodes[0].subscribe().unwrap();
     nodes[0]
         .invoke(ASK, vec![("x".into(), u64v(5))], 1)
@@ -357,32 +358,59 @@ fn a_node_whose_engine_panicked_is_reported_as_a_failure_and_the_others_stop_cle
     match rx.recv_timeout(PATIENCE).unwrap() {
         ActorOutput::ExecFinished {
             origin: ExecOrigin::Ticket(1),
+            outputs,
             missing,
             ..
-        } => assert_eq!(missing, ["answer"]),
+        } => {
+            assert!(missing.is_empty(), "{missing:?}");
+            assert_eq!(u64_of(outputs[0].1.as_ref()), 11);
+        }
         other => panic!("unexpected {other:?}"),
     }
+    let metrics = nodes[1].metrics().unwrap();
+    assert_eq!((metrics.actor.panics, metrics.actor.restarts), (1, 1));
 
     let report = runtime.shutdown(PATIENCE);
     assert_eq!(
         (report.totals.nodes_stopped, report.totals.nodes_failed),
-        (2, 1)
+        (3, 0)
     );
+    assert_eq!(report.totals.restarts, 1);
+    assert_eq!(report.totals.lost_in_restart, 1, "the grenade");
+    assert_eq!(
+        report.totals.accepted,
+        report.totals.processed + report.totals.dropped_at_close + report.totals.lost_in_restart
+    );
+}
+
+#[test]
+fn a_node_past_its_restart_intensity_is_reported_as_a_failure() {
+    let runtime = Runtime::builder().compute_threads(1).build().unwrap();
+    let config = ActorConfig {
+        supervision: SupervisionConfig {
+            max_restarts: 0,
+            ..SupervisionConfig::default()
+        },
+        ..ActorConfig::default()
+    };
+    let victim = runtime
+        .spawn_node(ring_node(2, runtime.compute_pool().clone()).actor_config(config))
+        .unwrap();
+    let outputs = victim.subscribe().unwrap();
+    victim.deliver_event(EVENT, Box::new(Grenade)).unwrap();
+    assert!(
+        outputs.recv_timeout(PATIENCE).is_err(),
+        "the actor stopped for good and disconnected its subscribers"
+    );
+    let report = runtime.shutdown(PATIENCE);
     match &report.failures[..] {
-        [ActorError::Panicked { peer, message, .. }] => {
-            assert_eq!(*peer, PeerId::new(2));
+        [ActorError::GaveUp { message, report }] => {
+            assert_eq!(report.peer, PeerId::new(2));
             assert_eq!(message, "grenade copied");
         }
-        other => panic!("expected one panic, got {other:?}"),
+        other => panic!("expected one GaveUp, got {other:?}"),
     }
-    assert_eq!(
-        report.nodes.iter().map(|r| r.peer).collect::<Vec<_>>(),
-        [1, 3].map(PeerId::new)
-    );
-    assert_eq!(
-        report.totals.refused, 1,
-        "peer 1's request to the dead peer"
-    );
+    assert_eq!(report.totals.nodes_failed, 1);
 }
 
 #[test]
@@ -403,4 +431,50 @@ fn only_one_of_two_racing_stops_gets_the_report() {
     assert!(runtime.peers().is_empty());
     let report = runtime.shutdown(PATIENCE);
     assert_eq!(report.totals.nodes_stopped, 0, "nothing left to stop");
+}
+
+#[test]
+fn shutdown_waits_for_compute_jobs_in_flight_and_refuses_new_input() {
+    let runtime = Runtime::builder().compute_threads(1).build().unwrap();
+    let pool = runtime.compute_pool().clone();
+    let node = runtime
+        .spawn_node(NodeSpec::new(move || {
+            let slow = ComputeComponent::new("slow", pool.clone()).op("Slow", |inputs| {
+                // Long enough that the shutdown begins while it runs.
+                std::thread::sleep(Duration::from_millis(30));
+                Ok(vec![u64v(u64_of(inputs[0]) * 10)])
+            });
+            let mut b = GraphBuilder::new("slow");
+            let x = b.input("x");
+            let y = b.op("Slow", [x]).domain("slow").output();
+            b.output(y, "y");
+            Node::builder(PeerId::new(1))
+                .component("slow", Box::new(slow))
+                .graph(b.build().unwrap())
+        }))
+        .unwrap();
+    let rx = node.subscribe().unwrap();
+    for ticket in 1..=3 {
+        node.invoke(SiteId::new(0), vec![("x".into(), u64v(ticket))], ticket)
+            .unwrap();
+    }
+    let late = node.clone();
+    let report = runtime.shutdown(PATIENCE);
+    assert!(matches!(
+        late.invoke(SiteId::new(0), vec![("x".into(), u64v(9))], 9),
+        Err(NodeInputError::Stopped { .. } | NodeInputError::ShuttingDown { .. })
+    ));
+    let t = report.totals;
+    assert_eq!(t.executions_finished, 3, "every op on the pool finished");
+    assert_eq!((t.drain_deadlines_hit, t.abandoned_executions), (0, 0));
+    assert_eq!(report.compute.completed, 3);
+    assert_eq!(report.compute.undelivered, 0);
+    assert_eq!(report.compute_jobs_abandoned, 0);
+    assert_eq!(t.accepted, t.processed);
+    let mut values = Vec::new();
+    while let Ok(ActorOutput::ExecFinished { outputs, .. }) = rx.recv_timeout(PATIENCE) {
+        values.push(u64_of(outputs[0].1.as_ref()));
+    }
+    values.sort_unstable();
+    assert_eq!(values, [10, 20, 30]);
 }
