@@ -152,6 +152,30 @@ fn n_requests_are_all_answered_correlated_and_accounted_for() {
         served += 1;
     }
 
+    // The metrics snapshot: the server took N envelopes and fired its ops;
+    // the client's mailbox took every invoke and answer.
+    let give_up = std::time::Instant::now() + PATIENCE;
+    let m = loop {
+        let m = server.metrics();
+        // Node counters are published before the actor sleeps.
+        if m.node.envelopes_received == N || std::time::Instant::now() > give_up {
+            break m;
+        }
+        std::thread::sleep(Duration::from_millis(1));
+    };
+    assert_eq!(m.peer, SERVER);
+    assert_eq!(m.node.envelopes_received, N);
+    assert!(m.node.ops_fired >= 2 * N, "Tee and Reply per request");
+    assert_eq!(m.actor.envelopes_out, N);
+    assert!(m.actor.polls >= 1 && m.actor.poll_ns > 0);
+    assert!(m.ingress_high_water >= 1 && m.ingress_high_water <= m.ingress_capacity);
+    assert_eq!(m.ingress.data.accepted, N);
+    let account = m.account(0);
+    assert_eq!(account.accepted, account.processed + account.queued);
+    let cm = client.metrics();
+    assert_eq!(cm.ingress.data.accepted, 2 * N);
+    assert!(cm.mean_queue_wait_ns() < PATIENCE.as_nanos() as u64);
+
     let client_report = client.stop().unwrap();
     let server_report = server.stop().unwrap();
     // Client: N requests out, all routed; N answers forwarded.
