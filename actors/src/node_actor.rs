@@ -273,6 +273,10 @@ pub enum SpawnError {
     /// The factory panicked ([`NodeActor::spawn_supervised`]).
     #[error("the Node factory panicked: {0}")]
     FactoryPanicked(String),
+    /// Snapshotting the fresh Node panicked (a component's
+    /// `snapshot_state`); the Node is dropped.
+    #[error("the first snapshot of the Node panicked: {0}")]
+    SnapshotPanicked(String),
     /// The OS refused the thread (the Node is lost with it); free resources
     /// or lower the stack size.
     #[error("the OS refused to start the actor thread: {0}")]
@@ -504,8 +508,14 @@ impl NodeActor {
         };
         if actor.factory.is_some() {
             // The first restart base: the fresh Node (a failure is counted;
-            // a restart then starts from a fresh build, the same state).
-            let _ = actor.take_snapshot(&mut node, now);
+            // a restart then starts from a fresh build, the same state). A
+            // component whose `snapshot_state` panics stops the spawn here.
+            let first = catch_unwind(AssertUnwindSafe(|| actor.take_snapshot(&mut node, now)));
+            if let Err(payload) = first {
+                router.unregister(peer, &ingress);
+                ingress.close();
+                return Err(SpawnError::SnapshotPanicked(panic_message(payload)));
+            }
         }
         let (exited_tx, exited) = bounded::<()>(1);
         let thread = match builder.spawn(move || {

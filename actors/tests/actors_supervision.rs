@@ -206,3 +206,86 @@ fn mail_sent_during_a_restart_is_held_or_refused_with_a_typed_error() {
     assert_balanced(&report);
     assert_eq!(router.stats().refused_full, 1);
 }
+
+/// A component whose `snapshot_state` panics.
+struct Unsaveable;
+
+impl nodeflow_engine::Component for Unsaveable {
+    fn kind(&self) -> &str {
+        "unsaveable"
+    }
+    fn resolve_op(&self, _op_type: &str) -> Option<nodeflow_engine::LocalOpId> {
+        None
+    }
+    fn dispatch_atomic(
+        &mut self,
+        _op: nodeflow_engine::LocalOpId,
+        _ctx: &mut nodeflow_engine::RuntimeResourceRef<'_>,
+        _inputs: &mut nodeflow_engine::OpInputs<'_>,
+        _outputs: &mut nodeflow_engine::OpOutputs<'_>,
+    ) -> Result<nodeflow_engine::DispatchResult, nodeflow_engine::OpError> {
+        Ok(nodeflow_engine::DispatchResult::Immediate)
+    }
+    fn snapshot_state(&self) -> Result<Vec<u8>, nodeflow_engine::OpError> {
+        panic!("cannot save")
+    }
+}
+
+#[test]
+fn a_first_snapshot_that_panics_refuses_the_spawn_and_leaves_nothing_registered() {
+    let factory: NodeFactory = Arc::new(|| {
+        Node::builder(PEER)
+            .component("u", Box::new(Unsaveable))
+            .graph(echo_graph())
+    });
+    let router = Arc::new(Router::new());
+    let spawned = NodeActor::spawn_supervised(
+        factory,
+        Arc::clone(&router),
+        Arc::new(SystemClock::new()),
+        ActorConfig::default(),
+    );
+    match spawned {
+        Err(nodeflow_actors::SpawnError::SnapshotPanicked(message)) => {
+            assert_eq!(message, "cannot save")
+        }
+        other => panic!("expected SnapshotPanicked, got {other:?}"),
+    }
+    assert!(!router.contains(PEER));
+}
+
+#[test]
+fn periodic_snapshots_follow_the_clock() {
+    let clock = Arc::new(nodeflow_actors::ManualClock::new());
+    let dyn_clock: Arc<dyn nodeflow_actors::Clock> = clock.clone();
+    let factory: NodeFactory = Arc::new(|| Node::builder(PEER).graph(echo_graph()));
+    let handle = NodeActor::spawn_supervised(
+        factory,
+        Arc::new(Router::new()),
+        dyn_clock,
+        ActorConfig {
+            supervision: SupervisionConfig {
+                snapshot_every_ns: Some(1_000),
+                ..SupervisionConfig::default()
+            },
+            ..ActorConfig::default()
+        },
+    )
+    .unwrap();
+    wait_until("the actor to sleep", || handle.is_idle());
+    assert_eq!(handle.stats().snapshots, 1, "the first one, at spawn");
+    clock.advance(999);
+    wait_until("the actor to sleep", || handle.is_idle());
+    handle
+        .invoke(SiteId::new(0), vec![("x".into(), u64v(1))], 1)
+        .unwrap();
+    wait_until("the invoke to run", || handle.is_idle());
+    assert_eq!(handle.stats().snapshots, 1, "999 ns is not a period");
+    clock.advance(1);
+    handle
+        .invoke(SiteId::new(0), vec![("x".into(), u64v(2))], 2)
+        .unwrap();
+    wait_until("a periodic snapshot", || handle.stats().snapshots == 2);
+    let report = handle.stop().unwrap();
+    assert_eq!(report.stats.snapshot_failures, 0);
+}
