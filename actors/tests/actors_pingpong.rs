@@ -8,8 +8,12 @@
 #![cfg(not(loom))] // real threads and time; the loom models live in loom-tests/
 #![allow(clippy::unwrap_used)]
 
+mod common;
+
 use std::collections::HashMap;
 use std::time::Duration;
+
+use common::Grenade;
 
 use nodeflow_actors::{
     ActorConfig, ActorError, ActorHandle, ActorOutput, Clock, ManualClock, NodeActor, Router,
@@ -18,8 +22,8 @@ use nodeflow_actors::{
 use nodeflow_engine::sync::channel::Receiver;
 use nodeflow_engine::sync::Arc;
 use nodeflow_engine::{
-    ByteBudget, EncodeError, EventKind, ExecOrigin, Graph, GraphBuilder, IngressConfig,
-    IngressEvent, IngressQueue, Node, PeerId, SiteId, SlotValue, TypeTag, U64Value,
+    ByteBudget, EventKind, ExecOrigin, Graph, GraphBuilder, IngressConfig, IngressEvent,
+    IngressQueue, Node, PeerId, SiteId, SlotValue, U64Value,
 };
 
 /// Upper bound on any single wait; generous so a loaded machine never flakes.
@@ -356,26 +360,6 @@ fn an_interval_fires_only_when_the_manual_clock_reaches_it() {
     // The stopped actor's queue is pruned from the clock on the next advance.
     clock.advance(1);
     assert_eq!(clock.stats().watchers, 0);
-}
-
-/// A value whose copy panics: the engine copies app-event values outside
-/// any op, so this panic escapes `Node::poll`.
-#[derive(Debug)]
-struct Grenade;
-
-impl SlotValue for Grenade {
-    fn type_tag(&self) -> TypeTag {
-        TypeTag::new(TypeTag::USER_MIN)
-    }
-    fn clone_value(&self) -> Box<dyn SlotValue> {
-        panic!("grenade copied")
-    }
-    fn encode(&self, _out: &mut Vec<u8>) -> Result<(), EncodeError> {
-        Ok(())
-    }
-    fn eq_value(&self, _other: &dyn SlotValue) -> bool {
-        false
-    }
 }
 
 #[test]

@@ -336,15 +336,7 @@ fn a_snapshot_of_an_idle_restored_node_restores_again() {
 
 #[test]
 fn a_handle_parked_op_resumes_through_the_restored_nodes_ingress() {
-    let build = |math: &Math| {
-        let mut b = GraphBuilder::new("later");
-        let x = b.input("x");
-        let y = b.op("Later", [x]).domain("math").output();
-        b.output(y, "y");
-        Node::builder(PeerId::new(1))
-            .component("math", Box::new(math.clone()))
-            .graph(b.build().unwrap())
-    };
+    let build = later_node;
     let math = Math::default();
     let mut node = build(&math).build().unwrap();
     let exec = node
@@ -371,15 +363,7 @@ fn a_handle_parked_op_resumes_through_the_restored_nodes_ingress() {
 
 #[test]
 fn a_node_restored_on_the_old_mailbox_keeps_its_mail_and_ignores_the_dead_incarnations_commands() {
-    let build = |math: &Math| {
-        let mut b = GraphBuilder::new("later");
-        let x = b.input("x");
-        let y = b.op("Later", [x]).domain("math").output();
-        b.output(y, "y");
-        Node::builder(PeerId::new(1))
-            .component("math", Box::new(math.clone()))
-            .graph(b.build().unwrap())
-    };
+    let build = later_node;
     let math = Math::default();
     let mut node = build(&math).build().unwrap();
     node.invoke(SiteId::new(0), vec![("x".into(), u64v(1))])
@@ -430,4 +414,15 @@ fn a_node_restored_on_the_old_mailbox_keeps_its_mail_and_ignores_the_dead_incarn
     assert_eq!(finished(&steps).len(), 2);
     assert_eq!(restored.stats().unknown_completions, 1);
     assert_eq!(restored.budget().in_use(), 0);
+}
+
+/// A Node whose site 0 is `x -> math.Later -> y` (parks on a handle).
+fn later_node(math: &Math) -> NodeBuilder {
+    let mut b = GraphBuilder::new("later");
+    let x = b.input("x");
+    let y = b.op("Later", [x]).domain("math").output();
+    b.output(y, "y");
+    Node::builder(PeerId::new(1))
+        .component("math", Box::new(math.clone()))
+        .graph(b.build().unwrap())
 }
