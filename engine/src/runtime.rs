@@ -1082,12 +1082,21 @@ mod tests {
     #[test]
     fn wire_budget_falls_back_to_static_then_learns_from_round_trips() {
         let mut rig = Rig::new();
+        let mut config = FrameworkConfig::default();
+        config.rtt.min_budget_ns = 1_000_000;
+        rig.framework = Framework::new(&config).unwrap();
         let target = NodeSiteId::new(PeerId::new(2), SiteId::new(1));
         let mut ctx = rig.handle(5_000_000);
         assert_eq!(ctx.estimate_wire_budget_ns(target, None, 777), 777);
         ctx.observe_wire_round_trip(target, None, 10_000_000);
         // First sample: srtt = 10 ms, rttvar = 5 ms, budget = srtt + 4 * rttvar.
         assert_eq!(ctx.estimate_wire_budget_ns(target, None, 777), 30_000_000);
+        drop(ctx);
+        // The default floor (500 ms) lifts small estimates.
+        let mut rig = Rig::new();
+        let mut ctx = rig.handle(5_000_000);
+        ctx.observe_wire_round_trip(target, None, 10_000_000);
+        assert_eq!(ctx.estimate_wire_budget_ns(target, None, 777), 500_000_000);
     }
 
     #[test]

@@ -210,8 +210,8 @@ fn a_request_is_received_answered_and_correlated() {
             .framework()
             .rtt()
             .estimate_budget_ns(target, None, 7),
-        1_000_000,
-        "the estimate (2 µs + 4 × 1 µs) is clamped up to the 1 ms floor"
+        500_000_000,
+        "the estimate (2 µs + 4 × 1 µs) is clamped up to the 500 ms floor"
     );
     assert_ne!(
         net.nodes[0]

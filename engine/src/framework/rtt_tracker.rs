@@ -150,7 +150,10 @@ pub enum Liveness {
 /// Settings of an [`RttTracker`]; [`RttConfig::default`] documents the defaults.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct RttConfig {
-    /// Smallest budget an estimate may yield (default 1 ms).
+    /// Smallest budget an estimate may yield (default 500 ms: in-process
+    /// round trips are microseconds, but a busy host can deschedule an actor
+    /// thread for many milliseconds, and a floor below that turns scheduling
+    /// jitter into request timeouts).
     pub min_budget_ns: u64,
     /// Largest budget an estimate may yield (default 60 s).
     pub max_budget_ns: u64,
@@ -180,7 +183,7 @@ pub struct RttConfig {
 impl Default for RttConfig {
     fn default() -> Self {
         Self {
-            min_budget_ns: 1_000_000,
+            min_budget_ns: 500_000_000,
             max_budget_ns: 60_000_000_000,
             max_edges: 4096,
             max_sites: 1024,
