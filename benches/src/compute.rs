@@ -24,7 +24,7 @@ use nodeflow::engine::sync::Arc;
 use nodeflow::engine::{ExecOrigin, GraphBuilder, Node, PeerId, SiteId, SlotValue, U64Value};
 use nodeflow::{ComputeComponent, ComputePool};
 
-use crate::{BenchError, PATIENCE};
+use crate::{thread_sleeps, BenchError, ACTOR_THREADS, PATIENCE};
 
 /// What one compute run measured (verified before it is returned).
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -35,6 +35,17 @@ pub struct ComputeRun {
     pub round_trips: u64,
     /// Wall time of the run.
     pub elapsed: Duration,
+    /// Times an actor went to wait for mail and got some (whether it had
+    /// to sleep or found it already queued), summed over every actor; 0 on
+    /// the raw side.
+    pub actor_waits: u64,
+    /// Voluntary context switches of the participant threads during the
+    /// run (each is a thread blocking and later being woken), from
+    /// [`thread_sleeps`]; 0 where `/proc` is missing.
+    pub sleeps: u64,
+    /// [`nodeflow::engine::Node::poll`] calls, summed over every actor; 0
+    /// on the raw side.
+    pub actor_polls: u64,
 }
 
 impl ComputeRun {
@@ -96,7 +107,8 @@ pub fn nodeflow_compute(duration: Duration, inflight: usize) -> Result<ComputeRu
             .invoke(SiteId::new(0), vec![("x".into(), x)], ticket)
             .map_err(|e| BenchError::Verification(format!("invoke refused: {e}")))
     };
-    let run = drive(duration, inflight, invoke, || {
+    let threads = [ACTOR_THREADS, "nodeflow-comp"];
+    let run = drive(duration, inflight, &threads, invoke, || {
         match outputs.recv_timeout(PATIENCE) {
             Ok(ActorOutput::ExecFinished {
                 origin: ExecOrigin::Ticket(ticket),
@@ -129,7 +141,11 @@ pub fn nodeflow_compute(duration: Duration, inflight: usize) -> Result<ComputeRu
             run.round_trips, report.node.executions_finished, report.node.ops_failed
         )));
     }
-    Ok(run)
+    Ok(ComputeRun {
+        actor_waits: report.stats.wakeups,
+        actor_polls: report.stats.polls,
+        ..run
+    })
 }
 
 /// The raw baseline: rayon `spawn` (one-thread pool) of the same closure,
@@ -138,6 +154,7 @@ pub fn raw_compute(duration: Duration, inflight: usize) -> Result<ComputeRun, Be
     let inflight = inflight.max(1);
     let pool = rayon::ThreadPoolBuilder::new()
         .num_threads(1)
+        .thread_name(|i| format!("raw-rayon-{i}"))
         .build()
         .map_err(|e| BenchError::Setup(e.to_string()))?;
     let (tx, rx) = crossbeam_channel::bounded::<(u64, Option<u64>)>(inflight);
@@ -149,7 +166,7 @@ pub fn raw_compute(duration: Duration, inflight: usize) -> Result<ComputeRun, Be
         });
         Ok(())
     };
-    drive(duration, inflight, invoke, || {
+    drive(duration, inflight, &["raw-rayon"], invoke, || {
         rx.recv_timeout(PATIENCE)
             .map_err(|_| BenchError::Verification("an answer never came".into()))
     })
@@ -161,6 +178,7 @@ pub fn relay_compute(duration: Duration, inflight: usize) -> Result<ComputeRun, 
     let inflight = inflight.max(1);
     let pool = rayon::ThreadPoolBuilder::new()
         .num_threads(1)
+        .thread_name(|i| format!("raw-rayon-{i}"))
         .build()
         .map_err(|e| BenchError::Setup(e.to_string()))?;
     // The relay thread's mailbox carries requests (from the host) and
@@ -198,11 +216,17 @@ pub fn relay_compute(duration: Duration, inflight: usize) -> Result<ComputeRun, 
             .send(Mail::Ask(ticket))
             .map_err(|_| BenchError::Verification("the relay died".into()))
     };
-    let run = drive(duration, inflight, invoke, || {
-        out_rx
-            .recv_timeout(PATIENCE)
-            .map_err(|_| BenchError::Verification("an answer never came".into()))
-    });
+    let run = drive(
+        duration,
+        inflight,
+        &["raw-rayon", "raw-relay"],
+        invoke,
+        || {
+            out_rx
+                .recv_timeout(PATIENCE)
+                .map_err(|_| BenchError::Verification("an answer never came".into()))
+        },
+    );
     // Dropping the host's receiver makes the relay's next send fail; the
     // relay also holds a sender to its own mailbox, so it exits that way.
     drop(out_rx);
@@ -215,10 +239,12 @@ pub fn relay_compute(duration: Duration, inflight: usize) -> Result<ComputeRun, 
 }
 
 /// Keeps `inflight` requests outstanding for `duration`, checking every
-/// answer, then collects the stragglers.
+/// answer, then collects the stragglers; counts the sleeps of `threads`
+/// (name prefixes) and of the host.
 fn drive(
     duration: Duration,
     inflight: usize,
+    threads: &[&str],
     mut invoke: impl FnMut(u64) -> Result<(), BenchError>,
     mut answer: impl FnMut() -> Result<(u64, Option<u64>), BenchError>,
 ) -> Result<ComputeRun, BenchError> {
@@ -237,6 +263,7 @@ fn drive(
         }
         Ok(())
     };
+    let sleeps_before = thread_sleeps(threads);
     let start = Instant::now();
     let mut next = 0u64;
     let mut done = 0u64;
@@ -260,5 +287,8 @@ fn drive(
         inflight,
         round_trips: done,
         elapsed: start.elapsed(),
+        actor_waits: 0,
+        actor_polls: 0,
+        sleeps: thread_sleeps(threads).saturating_sub(sleeps_before),
     })
 }

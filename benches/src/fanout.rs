@@ -29,7 +29,7 @@ use nodeflow::engine::{
     OpInputs, OpOutputs, PeerId, RuntimeResourceRef, SiteId, SlotValue, U64Value,
 };
 
-use crate::{BenchError, PATIENCE};
+use crate::{thread_sleeps, BenchError, ACTOR_THREADS, PATIENCE};
 
 /// Messages per confirmation; the host keeps at most two batches in flight.
 pub const FANOUT_BATCH: u64 = 256;
@@ -48,6 +48,17 @@ pub struct FanoutRun {
     pub delivered: u64,
     /// From the first message to the last confirmation.
     pub elapsed: Duration,
+    /// Times an actor went to wait for mail and got some (whether it had
+    /// to sleep or found it already queued), summed over every actor; 0 on
+    /// the raw side.
+    pub actor_waits: u64,
+    /// Voluntary context switches of the participant threads during the
+    /// run (each is a thread blocking and later being woken), from
+    /// [`thread_sleeps`]; 0 where `/proc` is missing.
+    pub sleeps: u64,
+    /// [`nodeflow::engine::Node::poll`] calls, summed over every actor; 0
+    /// on the raw side.
+    pub actor_polls: u64,
 }
 
 impl FanoutRun {
@@ -186,6 +197,7 @@ pub fn nodeflow_fanout(nodes: usize, duration: Duration) -> Result<FanoutRun, Be
         "source",
     )?;
 
+    let sleeps_before = thread_sleeps(&[ACTOR_THREADS]);
     let driven = drive_batches(duration, sinks, &confirm_rx, |batch| {
         for seq in batch {
             let x: Box<dyn SlotValue> = Box::new(U64Value(seq));
@@ -195,6 +207,7 @@ pub fn nodeflow_fanout(nodes: usize, duration: Duration) -> Result<FanoutRun, Be
         }
         Ok(())
     });
+    let sleeps = thread_sleeps(&[ACTOR_THREADS]).saturating_sub(sleeps_before);
     let source_report = source.stop();
     let sink_reports: Vec<_> = sink_actors.into_iter().map(ActorHandle::stop).collect();
     let (messages, elapsed) = driven?;
@@ -210,8 +223,11 @@ pub fn nodeflow_fanout(nodes: usize, duration: Duration) -> Result<FanoutRun, Be
             s.envelopes_out, s.routed
         )));
     }
+    let (mut actor_waits, mut actor_polls) = (s.wakeups, s.polls);
     for report in sink_reports {
         let report = report.map_err(|e| BenchError::Verification(e.to_string()))?;
+        actor_waits += report.stats.wakeups;
+        actor_polls += report.stats.polls;
         if report.node.executions_finished != messages || report.node.ops_failed != 0 {
             return Err(BenchError::Verification(format!(
                 "{}: {} executions ({} failed ops) for {messages} messages",
@@ -224,6 +240,9 @@ pub fn nodeflow_fanout(nodes: usize, duration: Duration) -> Result<FanoutRun, Be
         messages,
         delivered,
         elapsed,
+        actor_waits,
+        actor_polls,
+        sleeps,
     })
 }
 
@@ -270,6 +289,8 @@ pub fn raw_fanout(nodes: usize, duration: Duration) -> Result<FanoutRun, BenchEr
         })
         .map_err(|e| BenchError::Setup(format!("raw source thread: {e}")))?;
 
+    let raw_threads = ["raw-sink-", "raw-source"];
+    let sleeps_before = thread_sleeps(&raw_threads);
     let driven = drive_batches(duration, sinks, &confirm_rx, |batch| {
         for seq in batch {
             host_tx
@@ -278,6 +299,7 @@ pub fn raw_fanout(nodes: usize, duration: Duration) -> Result<FanoutRun, BenchEr
         }
         Ok(())
     });
+    let sleeps = thread_sleeps(&raw_threads).saturating_sub(sleeps_before);
     drop(host_tx);
     let producer_ok = producer.join().is_ok();
     let mut received = Vec::with_capacity(sinks);
@@ -303,6 +325,9 @@ pub fn raw_fanout(nodes: usize, duration: Duration) -> Result<FanoutRun, BenchEr
         messages,
         delivered: messages * sinks as u64,
         elapsed,
+        actor_waits: 0,
+        actor_polls: 0,
+        sleeps,
     })
 }
 

@@ -9,7 +9,8 @@
 //!
 //! Workloads: the engine chain below ([`chain_graph`], [`chain_node`],
 //! [`invoke_to_output`], [`tiny_node`]); token rings on actors and raw
-//! threads ([`nodeflow_ring`], [`raw_ring`]; a ping-pong is a ring of 2 with
+//! threads ([`nodeflow_ring`], [`raw_ring`], and [`parking_ring`] for
+//! reference; a ping-pong is a ring of 2 with
 //! one token); one-to-many delivery ([`nodeflow_fanout`], [`raw_fanout`]);
 //! compute round trips ([`nodeflow_compute`], [`raw_compute`],
 //! [`relay_compute`]).
@@ -32,13 +33,53 @@ pub use fanout::{
     FANOUT_BATCH, SINK_SLOT,
 };
 pub use ring::{
-    hop_graph, nodeflow_ring, raw_ring, ring_peer, token, untoken, HopComponent, RingRun, Stop,
-    TokenCheck, HOP_SLOT,
+    hop_graph, nodeflow_ring, parking_ring, raw_ring, ring_peer, token, untoken, HopComponent,
+    RingRun, Stop, TokenCheck, HOP_SLOT,
 };
 
 /// Upper bound on any single wait of a workload for its participants; a
 /// wait that runs out means a message was lost.
 pub const PATIENCE: Duration = Duration::from_secs(30);
+
+/// Voluntary context switches so far (Linux `/proc`; 0 elsewhere) of the
+/// calling thread plus every thread of this process whose name starts with
+/// one of `prefixes`. A voluntary switch is a thread blocking (on a futex,
+/// a condvar, a channel) until something wakes it; the difference over a
+/// run says how often the participants slept instead of finding work.
+/// Threads that exit between two reads drop out of the sum, so read it
+/// while the participants are alive.
+pub fn thread_sleeps(prefixes: &[&str]) -> u64 {
+    fn switches(status: &str) -> u64 {
+        status
+            .lines()
+            .find_map(|line| line.strip_prefix("voluntary_ctxt_switches:"))
+            .and_then(|n| n.trim().parse().ok())
+            .unwrap_or(0)
+    }
+    let own = std::fs::read_to_string("/proc/thread-self/status")
+        .map(|s| switches(&s))
+        .unwrap_or(0);
+    let Ok(tasks) = std::fs::read_dir("/proc/self/task") else {
+        return own;
+    };
+    let mut total = own;
+    for task in tasks.flatten() {
+        let path = task.path();
+        let Ok(comm) = std::fs::read_to_string(path.join("comm")) else {
+            continue;
+        };
+        if prefixes.iter().any(|p| comm.starts_with(p)) {
+            if let Ok(status) = std::fs::read_to_string(path.join("status")) {
+                total += switches(&status);
+            }
+        }
+    }
+    total
+}
+
+/// Name prefix of actor threads ([`nodeflow::actors::ActorConfig`]'s
+/// default), for [`thread_sleeps`].
+pub const ACTOR_THREADS: &str = "nf-";
 
 /// A workload could not run, or ran and delivered the wrong thing.
 #[derive(Debug, thiserror::Error)]

@@ -26,13 +26,13 @@ use std::time::{Duration, Instant};
 use nodeflow::actors::{ActorConfig, ActorHandle, ActorReport, NodeActor, Router, SystemClock};
 use nodeflow::engine::sync::atomic::{AtomicBool, Ordering};
 use nodeflow::engine::sync::channel::{unbounded, Receiver, Sender};
-use nodeflow::engine::sync::{Arc, Mutex};
+use nodeflow::engine::sync::{Arc, Condvar, Mutex};
 use nodeflow::engine::{
     Component, DispatchResult, Graph, GraphBuilder, LocalOpId, Node, OpError, OpErrorKind,
     OpInputs, OpOutputs, PeerId, RuntimeResourceRef, SiteId, U64Value,
 };
 
-use crate::{BenchError, PATIENCE};
+use crate::{thread_sleeps, BenchError, ACTOR_THREADS, PATIENCE};
 
 /// Component slot (and op domain) of the [`HopComponent`].
 pub const HOP_SLOT: &str = "hop";
@@ -72,6 +72,17 @@ pub struct RingRun {
     pub hops: u64,
     /// From the first token's injection to the last token's retirement.
     pub elapsed: Duration,
+    /// Times an actor went to wait for mail and got some (whether it had
+    /// to sleep or found it already queued), summed over every actor; 0 on
+    /// the raw side.
+    pub actor_waits: u64,
+    /// Voluntary context switches of the participant threads during the
+    /// run (each is a thread blocking and later being woken), from
+    /// [`thread_sleeps`]; 0 where `/proc` is missing.
+    pub sleeps: u64,
+    /// [`nodeflow::engine::Node::poll`] calls, summed over every actor; 0
+    /// on the raw side.
+    pub actor_polls: u64,
 }
 
 impl RingRun {
@@ -248,6 +259,7 @@ pub fn nodeflow_ring(nodes: usize, tokens: usize, stop: Stop) -> Result<RingRun,
         actors.push(actor);
     }
 
+    let sleeps_before = thread_sleeps(&[ACTOR_THREADS]);
     let start = Instant::now();
     for id in 0..tokens {
         let x: Box<dyn nodeflow::engine::SlotValue> = Box::new(U64Value(token(id as u32, 0)));
@@ -259,12 +271,13 @@ pub fn nodeflow_ring(nodes: usize, tokens: usize, stop: Stop) -> Result<RingRun,
         control.stop.store(true, Ordering::Relaxed);
     });
     let elapsed = start.elapsed();
+    let sleeps = thread_sleeps(&[ACTOR_THREADS]).saturating_sub(sleeps_before);
     let reports: Vec<Result<ActorReport, _>> = actors.into_iter().map(ActorHandle::stop).collect();
     let hops = waited?;
     if let Some(message) = control.error.lock().take() {
         return Err(BenchError::Verification(message));
     }
-    let mut executions = 0;
+    let (mut executions, mut actor_waits, mut actor_polls) = (0, 0, 0);
     for report in reports {
         let report = report.map_err(|e| BenchError::Verification(e.to_string()))?;
         let s = report.stats;
@@ -282,6 +295,8 @@ pub fn nodeflow_ring(nodes: usize, tokens: usize, stop: Stop) -> Result<RingRun,
             )));
         }
         executions += report.node.executions_finished;
+        actor_waits += s.wakeups;
+        actor_polls += s.polls;
     }
     if executions != hops + tokens as u64 || router.stats().routed != hops {
         return Err(BenchError::Verification(format!(
@@ -294,6 +309,9 @@ pub fn nodeflow_ring(nodes: usize, tokens: usize, stop: Stop) -> Result<RingRun,
         tokens,
         hops,
         elapsed,
+        actor_waits,
+        actor_polls,
+        sleeps,
     })
 }
 
@@ -342,6 +360,7 @@ pub fn raw_ring(nodes: usize, tokens: usize, stop: Stop) -> Result<RingRun, Benc
     }
     drop(retired_tx);
 
+    let sleeps_before = thread_sleeps(&["raw-ring-"]);
     let start = Instant::now();
     for id in 0..tokens {
         links[id % nodes]
@@ -353,6 +372,7 @@ pub fn raw_ring(nodes: usize, tokens: usize, stop: Stop) -> Result<RingRun, Benc
         halt.store(true, std::sync::atomic::Ordering::Relaxed);
     });
     let elapsed = start.elapsed();
+    let sleeps = thread_sleeps(&["raw-ring-"]).saturating_sub(sleeps_before);
     for (tx, _) in &links {
         // The ring is empty (every token retired) or broken; either way the
         // poison fits (capacity >= 1) or the thread is gone.
@@ -381,6 +401,117 @@ pub fn raw_ring(nodes: usize, tokens: usize, stop: Stop) -> Result<RingRun, Benc
         tokens,
         hops,
         elapsed,
+        actor_waits: 0,
+        actor_polls: 0,
+        sleeps,
+    })
+}
+
+/// A mailbox that always parks: a queue under a mutex and a condvar (the
+/// facade's parking_lot pair, the primitives the actor's ingress sleeps
+/// on), with no spinning before the wait.
+#[derive(Debug, Default)]
+struct ParkingMailbox {
+    queue: Mutex<std::collections::VecDeque<u64>>,
+    ready: Condvar,
+}
+
+impl ParkingMailbox {
+    fn push(&self, value: u64) {
+        self.queue.lock().push_back(value);
+        self.ready.notify_one();
+    }
+
+    fn pop(&self) -> u64 {
+        let mut queue = self.queue.lock();
+        loop {
+            if let Some(value) = queue.pop_front() {
+                return value;
+            }
+            queue = self.ready.wait(queue);
+        }
+    }
+}
+
+/// The same ring on plain threads whose mailboxes always park
+/// ([`Mutex`] + [`Condvar`], no spinning): not a baseline to beat, but a
+/// reference that shows what one sleep and wake per message costs on this
+/// machine, apart from everything else nodeflow does.
+pub fn parking_ring(nodes: usize, tokens: usize, stop: Stop) -> Result<RingRun, BenchError> {
+    check_shape(nodes, tokens)?;
+    let (retired_tx, retired_rx) = unbounded::<(u32, u32)>();
+    let halt = Arc::new(AtomicBool::new(false));
+    let limit = hop_limit(stop);
+    let boxes: Vec<Arc<ParkingMailbox>> = (0..nodes).map(|_| Arc::default()).collect();
+    let mut threads = Vec::with_capacity(nodes);
+    for index in 0..nodes {
+        let inbox = Arc::clone(&boxes[index]);
+        let next = Arc::clone(&boxes[(index + 1) % nodes]);
+        let retired = retired_tx.clone();
+        let halt = Arc::clone(&halt);
+        let mut check = TokenCheck::new(nodes, index, tokens);
+        let thread = std::thread::Builder::new()
+            .name(format!("park-ring-{index}"))
+            .spawn(move || -> Result<u64, String> {
+                let mut received = 0u64;
+                loop {
+                    let value = inbox.pop();
+                    if value == POISON {
+                        return Ok(received);
+                    }
+                    received += 1;
+                    let (id, hops) = check.observe(value)?;
+                    if hops >= limit || halt.load(Ordering::Relaxed) {
+                        let _ = retired.send((id, hops));
+                    } else {
+                        next.push(token(id, hops + 1));
+                    }
+                }
+            })
+            .map_err(|e| BenchError::Setup(format!("parking ring thread: {e}")))?;
+        threads.push(thread);
+    }
+    drop(retired_tx);
+
+    let sleeps_before = thread_sleeps(&["park-ring-"]);
+    let start = Instant::now();
+    for id in 0..tokens {
+        boxes[id % nodes].push(token(id as u32, 0));
+    }
+    let waited = wait_retired(&retired_rx, tokens, stop, start, || {
+        halt.store(true, Ordering::Relaxed);
+    });
+    let elapsed = start.elapsed();
+    let sleeps = thread_sleeps(&["park-ring-"]).saturating_sub(sleeps_before);
+    for inbox in &boxes {
+        inbox.push(POISON);
+    }
+    let mut received = 0;
+    let mut failure = None;
+    for thread in threads {
+        match thread.join() {
+            Ok(Ok(count)) => received += count,
+            Ok(Err(message)) => failure = failure.or(Some(message)),
+            Err(_) => failure = failure.or(Some("a parking ring thread panicked".into())),
+        }
+    }
+    let hops = waited?;
+    if let Some(message) = failure {
+        return Err(BenchError::Verification(message));
+    }
+    if received != hops + tokens as u64 {
+        return Err(BenchError::Verification(format!(
+            "{hops} hops retired but {received} messages were received"
+        )));
+    }
+    Ok(RingRun {
+        nodes,
+        tokens,
+        hops,
+        elapsed,
+        actor_waits: 0,
+        actor_polls: 0,
+        sleeps,
     })
 }
 

@@ -33,8 +33,8 @@ use nodeflow::engine::sync::Arc;
 use nodeflow::engine::{SiteId, SlotValue, U64Value};
 use nodeflow_benches::{
     chain_graph, chain_node, invoke_to_output, nodeflow_compute, nodeflow_fanout, nodeflow_ring,
-    raw_compute, raw_fanout, raw_ring, relay_compute, tiny_node, BenchError, ComputeRun, FanoutRun,
-    RingRun, Stop, PATIENCE,
+    parking_ring, raw_compute, raw_fanout, raw_ring, relay_compute, tiny_node, BenchError,
+    ComputeRun, FanoutRun, RingRun, Stop, PATIENCE,
 };
 use nodeflow_engine::{Node, PeerId};
 use serde_json::{json, Value};
@@ -194,6 +194,9 @@ fn ring_json(run: &RingRun) -> Value {
         "seconds": run.elapsed.as_secs_f64(),
         "hops_per_sec": run.hops_per_sec(),
         "ns_per_hop": run.elapsed.as_secs_f64() * 1e9 / run.hops as f64,
+        "actor_waits_per_hop": run.actor_waits as f64 / run.hops as f64,
+        "actor_polls_per_hop": run.actor_polls as f64 / run.hops as f64,
+        "thread_sleeps_per_hop": run.sleeps as f64 / run.hops as f64,
     })
 }
 
@@ -202,6 +205,7 @@ fn ring_json(run: &RingRun) -> Value {
 fn pingpong(seconds: Duration) -> Result<String, BenchError> {
     let nodeflow = nodeflow_ring(2, 1, Stop::After(seconds))?;
     let raw = raw_ring(2, 1, Stop::After(seconds))?;
+    let parking = parking_ring(2, 1, Stop::After(seconds))?;
     let side = |run: &RingRun| {
         let round_trips = run.hops / 2;
         json!({
@@ -209,6 +213,8 @@ fn pingpong(seconds: Duration) -> Result<String, BenchError> {
             "seconds": run.elapsed.as_secs_f64(),
             "round_trips_per_sec": round_trips as f64 / run.elapsed.as_secs_f64(),
             "ns_per_round_trip": run.elapsed.as_secs_f64() * 1e9 / round_trips.max(1) as f64,
+            "actor_waits_per_round_trip": run.actor_waits as f64 / round_trips.max(1) as f64,
+            "thread_sleeps_per_round_trip": run.sleeps as f64 / round_trips.max(1) as f64,
         })
     };
     let r = ratio(nodeflow.hops_per_sec(), raw.hops_per_sec());
@@ -216,10 +222,12 @@ fn pingpong(seconds: Duration) -> Result<String, BenchError> {
         "scenario": "pingpong",
         "nodeflow": side(&nodeflow),
         "raw_crossbeam": side(&raw),
+        "raw_parking_condvar": side(&parking),
         "ratio": r,
         "ratio_is": "nodeflow round trips/s ÷ raw round trips/s",
         "target": ">= 0.40",
         "target_met": r >= 0.40,
+        "parking_ratio": ratio(nodeflow.hops_per_sec(), parking.hops_per_sec()),
     })
     .to_string())
 }
@@ -252,6 +260,9 @@ fn fanout(nodes: usize, seconds: Duration) -> Result<String, BenchError> {
             "delivered": run.delivered,
             "seconds": run.elapsed.as_secs_f64(),
             "delivered_per_sec": run.delivered_per_sec(),
+            "actor_waits_per_delivery": run.actor_waits as f64 / run.delivered as f64,
+            "actor_polls_per_delivery": run.actor_polls as f64 / run.delivered as f64,
+            "thread_sleeps_per_delivery": run.sleeps as f64 / run.delivered as f64,
         })
     };
     Ok(json!({
@@ -279,6 +290,8 @@ fn compute(seconds: Duration, inflight: usize) -> Result<String, BenchError> {
             "seconds": run.elapsed.as_secs_f64(),
             "round_trips_per_sec": run.per_sec(),
             "ns_per_round_trip": run.ns_per_round_trip(),
+            "actor_waits_per_round_trip": run.actor_waits as f64 / run.round_trips as f64,
+            "thread_sleeps_per_round_trip": run.sleeps as f64 / run.round_trips as f64,
         })
     };
     let time_ratio = ratio(nodeflow.ns_per_round_trip(), raw.ns_per_round_trip());
