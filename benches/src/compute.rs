@@ -178,7 +178,7 @@ pub fn relay_compute(duration: Duration, inflight: usize) -> Result<ComputeRun, 
     let inflight = inflight.max(1);
     let pool = rayon::ThreadPoolBuilder::new()
         .num_threads(1)
-        .thread_name(|i| format!("raw-rayon-{i}"))
+        .thread_name(|i| format!("relay-rayon-{i}"))
         .build()
         .map_err(|e| BenchError::Setup(e.to_string()))?;
     // The relay thread's mailbox carries requests (from the host) and
@@ -219,7 +219,7 @@ pub fn relay_compute(duration: Duration, inflight: usize) -> Result<ComputeRun, 
     let run = drive(
         duration,
         inflight,
-        &["raw-rayon", "raw-relay"],
+        &["relay-rayon", "raw-relay"],
         invoke,
         || {
             out_rx
@@ -291,4 +291,20 @@ fn drive(
         actor_polls: 0,
         sleeps: thread_sleeps(threads).saturating_sub(sleeps_before),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_compute_side_answers_what_it_was_asked() {
+        for run in [nodeflow_compute, raw_compute, relay_compute] {
+            for inflight in [1, 8] {
+                let result = run(Duration::from_millis(20), inflight).unwrap();
+                assert_eq!(result.inflight, inflight);
+                assert!(result.round_trips >= inflight as u64);
+            }
+        }
+    }
 }

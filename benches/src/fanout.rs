@@ -371,3 +371,31 @@ fn drive_batches(
     wait_until(sent, &mut confirmed)?;
     Ok((sent, start.elapsed()))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_sequence_check_confirms_each_batch_and_refuses_gaps() {
+        let mut check = SeqCheck::new(0);
+        for seq in 0..FANOUT_BATCH - 1 {
+            assert_eq!(check.observe(seq), Ok(None));
+        }
+        assert_eq!(check.observe(FANOUT_BATCH - 1), Ok(Some(FANOUT_BATCH)));
+        assert!(check.observe(FANOUT_BATCH + 1).is_err(), "a gap");
+        let mut again = SeqCheck::new(1);
+        assert!(again.observe(1).is_err(), "must start at 0");
+    }
+
+    #[test]
+    fn both_fanouts_deliver_every_message_to_every_sink() {
+        for run in [nodeflow_fanout, raw_fanout] {
+            let result = run(4, Duration::from_millis(20)).unwrap();
+            assert_eq!(result.sinks, 3);
+            assert!(result.messages >= FANOUT_BATCH);
+            assert_eq!(result.messages % FANOUT_BATCH, 0);
+            assert_eq!(result.delivered, result.messages * 3);
+        }
+    }
+}

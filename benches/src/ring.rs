@@ -532,7 +532,8 @@ fn hop_limit(stop: Stop) -> u32 {
 }
 
 /// Waits for `tokens` retirements (raising the stop flag with `halt` once a
-/// timed run's duration has passed); returns the total hop count.
+/// timed run's duration has passed; a count-limited run is never halted);
+/// returns the total hop count.
 fn wait_retired(
     retired: &Receiver<(u32, u32)>,
     tokens: usize,
@@ -542,8 +543,8 @@ fn wait_retired(
 ) -> Result<u64, BenchError> {
     if let Stop::After(duration) = stop {
         std::thread::sleep(duration.saturating_sub(start.elapsed()));
+        halt();
     }
-    halt();
     collect_retired(tokens, |timeout| retired.recv_timeout(timeout).ok())
 }
 
@@ -573,4 +574,60 @@ fn collect_retired(
         hops += u64::from(count);
     }
     Ok(hops)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_token_is_its_id_and_hop_count() {
+        assert_eq!(untoken(token(7, 123)), (7, 123));
+        assert_eq!(
+            untoken(token(u32::MAX - 1, u32::MAX)),
+            (u32::MAX - 1, u32::MAX)
+        );
+    }
+
+    #[test]
+    fn the_check_accepts_a_token_every_lap_and_nothing_else() {
+        // Ring of 3, 2 tokens; participant 1 sees token 0 at hops 1, 4, 7…
+        // and token 1 (which entered at participant 1) at hops 0, 3, 6…
+        let mut check = TokenCheck::new(3, 1, 2);
+        assert_eq!(check.observe(token(0, 1)), Ok((0, 1)));
+        assert_eq!(check.observe(token(1, 0)), Ok((1, 0)));
+        assert_eq!(check.observe(token(0, 4)), Ok((0, 4)));
+        assert!(check.observe(token(0, 4)).is_err(), "a duplicate");
+        assert!(check.observe(token(1, 6)).is_err(), "a lap was skipped");
+        assert!(check.observe(token(2, 2)).is_err(), "an unknown token");
+        let mut fresh = TokenCheck::new(3, 1, 2);
+        assert!(fresh.observe(token(0, 2)).is_err(), "wrong participant");
+    }
+
+    #[test]
+    fn every_ring_delivers_exactly_its_hop_limit_per_token() {
+        for run in [nodeflow_ring, raw_ring, parking_ring] {
+            let result = run(3, 2, Stop::Hops(50)).unwrap();
+            assert_eq!((result.nodes, result.tokens, result.hops), (3, 2, 100));
+        }
+    }
+
+    #[test]
+    fn the_nodeflow_ring_books_one_poll_or_more_per_run() {
+        let result = nodeflow_ring(2, 1, Stop::Hops(10)).unwrap();
+        assert_eq!(result.hops, 10);
+        assert!(result.actor_polls >= 1);
+    }
+
+    #[test]
+    fn a_ring_needs_two_nodes_and_a_token() {
+        assert!(matches!(
+            nodeflow_ring(1, 1, Stop::Hops(1)),
+            Err(BenchError::Usage(_))
+        ));
+        assert!(matches!(
+            raw_ring(2, 0, Stop::Hops(1)),
+            Err(BenchError::Usage(_))
+        ));
+    }
 }
