@@ -28,8 +28,8 @@ use nodeflow::engine::sync::atomic::{AtomicBool, Ordering};
 use nodeflow::engine::sync::channel::{unbounded, Receiver, Sender};
 use nodeflow::engine::sync::{Arc, Condvar, Mutex};
 use nodeflow::engine::{
-    Component, DispatchResult, Graph, GraphBuilder, LocalOpId, Node, OpError, OpErrorKind,
-    OpInputs, OpOutputs, PeerId, RuntimeResourceRef, SiteId, U64Value,
+    Component, DispatchResult, Graph, GraphBuilder, IngressConfig, LocalOpId, Node, OpError,
+    OpErrorKind, OpInputs, OpOutputs, PeerId, RuntimeResourceRef, SiteId, U64Value,
 };
 
 use crate::{thread_sleeps, BenchError, ACTOR_THREADS, PATIENCE};
@@ -516,9 +516,12 @@ pub fn parking_ring(nodes: usize, tokens: usize, stop: Stop) -> Result<RingRun, 
 }
 
 fn check_shape(nodes: usize, tokens: usize) -> Result<(), BenchError> {
-    if nodes < 2 || tokens == 0 || tokens > u32::MAX as usize / 2 {
+    // More tokens than a data lane holds could be refused `Full` on the
+    // nodeflow side (which would fail verification, not block).
+    let lane = IngressConfig::default().data_capacity;
+    if nodes < 2 || tokens == 0 || tokens > lane {
         return Err(BenchError::Usage(format!(
-            "a ring needs at least 2 nodes and 1 token (got {nodes} nodes, {tokens} tokens)"
+            "a ring needs at least 2 nodes and 1 to {lane} tokens (got {nodes} nodes, {tokens} tokens)"
         )));
     }
     Ok(())

@@ -95,7 +95,7 @@ fn main() -> ExitCode {
     let result = match args.first().map(String::as_str) {
         Some("engine") => flag("--chain", 100)
             .and_then(|chain| Ok((chain, flag("--seconds", 3)?)))
-            .map(|(chain, seconds)| engine(chain as usize, seconds)),
+            .and_then(|(chain, seconds)| engine(chain as usize, seconds)),
         Some("idle") => flag("--nodes", 1_000).map(|nodes| idle(nodes as usize)),
         Some("pingpong") => seconds().and_then(|s| pingpong(s).map_err(|e| e.to_string())),
         Some("ring") => flag("--nodes", 8).and_then(|nodes| {
@@ -121,8 +121,9 @@ fn main() -> ExitCode {
     }
 }
 
-/// Invokes a `chain`-op graph back to back for `seconds`.
-fn engine(chain: usize, seconds: u64) -> String {
+/// Invokes a `chain`-op graph back to back for `seconds`; every output
+/// must equal its input.
+fn engine(chain: usize, seconds: u64) -> Result<String, String> {
     let mut node = chain_node(chain);
     for i in 0..10_000 {
         invoke_to_output(&mut node, i);
@@ -133,15 +134,17 @@ fn engine(chain: usize, seconds: u64) -> String {
     while start.elapsed() < budget {
         for _ in 0..1_000 {
             invokes += 1;
-            if invoke_to_output(&mut node, invokes) != Some(invokes) {
-                return serde_json::json!({"scenario": "engine", "error": "wrong output"})
-                    .to_string();
+            let out = invoke_to_output(&mut node, invokes);
+            if out != Some(invokes) {
+                return Err(format!(
+                    "engine: invoke {invokes} produced {out:?}, not its input"
+                ));
             }
         }
     }
     let elapsed = start.elapsed().as_secs_f64();
     let ops = invokes as f64 * chain as f64;
-    serde_json::json!({
+    Ok(serde_json::json!({
         "scenario": "engine",
         "chain": chain,
         "seconds": elapsed,
@@ -151,7 +154,7 @@ fn engine(chain: usize, seconds: u64) -> String {
         "ns_per_op": elapsed * 1e9 / ops,
         "ns_per_invoke": elapsed * 1e9 / invokes as f64,
     })
-    .to_string()
+    .to_string())
 }
 
 /// Builds `nodes` idle Nodes (one small graph each, polled once) and
