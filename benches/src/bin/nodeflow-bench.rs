@@ -3,7 +3,22 @@
 //! ```text
 //! nodeflow-bench engine --chain K --seconds S   # ops/s and invokes/s on a K-op chain
 //! nodeflow-bench idle --nodes N                 # heap bytes per idle Node
+//! nodeflow-bench pingpong [--seconds S]         # round trips/s, 2 actors vs 2 raw threads
+//! nodeflow-bench ring [--nodes N] [--tokens K] [--seconds S]
+//!                                               # one-way hops/s, N actors vs N raw threads
+//! nodeflow-bench fanout [--nodes N] [--seconds S]
+//!                                               # envelopes delivered/s, 1 → N-1
+//! nodeflow-bench compute [--seconds S] [--inflight K]
+//!                                               # round trips through the compute pool vs raw rayon
+//! nodeflow-bench spawn [--nodes N]              # actors started/s, RSS and heap per actor
 //! ```
+//!
+//! The load-test scenarios (`pingpong` to `spawn`) measure nodeflow and its
+//! raw baseline (crossbeam channels, rayon, `std::thread`) one after the
+//! other in the same process and print both with their ratio. Every
+//! scenario verifies what it delivered; on a wrong result it prints the
+//! reason on stderr and exits non-zero instead of printing a number.
+//! Defaults (2 s per side) keep a run of every scenario under a minute.
 //!
 //! Heap is measured with a counting global allocator (below): it forwards
 //! every call to the system allocator and keeps a running total.
@@ -13,8 +28,16 @@ use std::process::ExitCode;
 use std::sync::atomic::{AtomicIsize, Ordering};
 use std::time::{Duration, Instant};
 
-use nodeflow_benches::{chain_graph, chain_node, invoke_to_output};
+use nodeflow::actors::{ActorHandle, Clock, NodeActor, Router, SystemClock};
+use nodeflow::engine::sync::Arc;
+use nodeflow::engine::{SiteId, SlotValue, U64Value};
+use nodeflow_benches::{
+    chain_graph, chain_node, invoke_to_output, nodeflow_compute, nodeflow_fanout, nodeflow_ring,
+    parking_ring, raw_compute, raw_fanout, raw_ring, relay_compute, tiny_node, BenchError,
+    ComputeRun, FanoutRun, RingRun, Stop, PATIENCE,
+};
 use nodeflow_engine::{Node, PeerId};
+use serde_json::{json, Value};
 
 /// Counts live heap bytes; forwards to `System`.
 struct Counting;
@@ -52,6 +75,10 @@ unsafe impl GlobalAlloc for Counting {
 #[global_allocator]
 static ALLOCATOR: Counting = Counting;
 
+const USAGE: &str = "usage: nodeflow-bench engine [--chain K] [--seconds S] | idle [--nodes N] \
+    | pingpong [--seconds S] | ring [--nodes N] [--tokens K] [--seconds S] \
+    | fanout [--nodes N] [--seconds S] | compute [--seconds S] [--inflight K] | spawn [--nodes N]";
+
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let flag = |name: &str, default: u64| -> Result<u64, String> {
@@ -64,14 +91,23 @@ fn main() -> ExitCode {
                 .map_err(|e| format!("{name}: {e}")),
         }
     };
+    let seconds = || flag("--seconds", 2).map(Duration::from_secs);
     let result = match args.first().map(String::as_str) {
         Some("engine") => flag("--chain", 100)
             .and_then(|chain| Ok((chain, flag("--seconds", 3)?)))
-            .map(|(chain, seconds)| engine(chain as usize, seconds)),
+            .and_then(|(chain, seconds)| engine(chain as usize, seconds)),
         Some("idle") => flag("--nodes", 1_000).map(|nodes| idle(nodes as usize)),
-        _ => {
-            Err("usage: nodeflow-bench engine [--chain K] [--seconds S] | idle [--nodes N]".into())
-        }
+        Some("pingpong") => seconds().and_then(|s| pingpong(s).map_err(|e| e.to_string())),
+        Some("ring") => flag("--nodes", 8).and_then(|nodes| {
+            let tokens = flag("--tokens", nodes)?;
+            ring(nodes as usize, tokens as usize, seconds()?).map_err(|e| e.to_string())
+        }),
+        Some("fanout") => flag("--nodes", 8)
+            .and_then(|nodes| fanout(nodes as usize, seconds()?).map_err(|e| e.to_string())),
+        Some("compute") => flag("--inflight", 1)
+            .and_then(|inflight| compute(seconds()?, inflight as usize).map_err(|e| e.to_string())),
+        Some("spawn") => flag("--nodes", 1_000).and_then(|nodes| spawn(nodes as usize)),
+        _ => Err(USAGE.into()),
     };
     match result {
         Ok(line) => {
@@ -85,8 +121,9 @@ fn main() -> ExitCode {
     }
 }
 
-/// Invokes a `chain`-op graph back to back for `seconds`.
-fn engine(chain: usize, seconds: u64) -> String {
+/// Invokes a `chain`-op graph back to back for `seconds`; every output
+/// must equal its input.
+fn engine(chain: usize, seconds: u64) -> Result<String, String> {
     let mut node = chain_node(chain);
     for i in 0..10_000 {
         invoke_to_output(&mut node, i);
@@ -97,15 +134,17 @@ fn engine(chain: usize, seconds: u64) -> String {
     while start.elapsed() < budget {
         for _ in 0..1_000 {
             invokes += 1;
-            if invoke_to_output(&mut node, invokes) != Some(invokes) {
-                return serde_json::json!({"scenario": "engine", "error": "wrong output"})
-                    .to_string();
+            let out = invoke_to_output(&mut node, invokes);
+            if out != Some(invokes) {
+                return Err(format!(
+                    "engine: invoke {invokes} produced {out:?}, not its input"
+                ));
             }
         }
     }
     let elapsed = start.elapsed().as_secs_f64();
     let ops = invokes as f64 * chain as f64;
-    serde_json::json!({
+    Ok(serde_json::json!({
         "scenario": "engine",
         "chain": chain,
         "seconds": elapsed,
@@ -115,7 +154,7 @@ fn engine(chain: usize, seconds: u64) -> String {
         "ns_per_op": elapsed * 1e9 / ops,
         "ns_per_invoke": elapsed * 1e9 / invokes as f64,
     })
-    .to_string()
+    .to_string())
 }
 
 /// Builds `nodes` idle Nodes (one small graph each, polled once) and
@@ -145,4 +184,307 @@ fn idle(nodes: usize) -> String {
     .to_string();
     drop(all);
     line
+}
+
+/// Nodeflow's number over the raw one, rounded for reading.
+fn ratio(nodeflow: f64, raw: f64) -> f64 {
+    (nodeflow / raw * 1000.0).round() / 1000.0
+}
+
+fn ring_json(run: &RingRun) -> Value {
+    json!({
+        "hops": run.hops,
+        "seconds": run.elapsed.as_secs_f64(),
+        "hops_per_sec": run.hops_per_sec(),
+        "ns_per_hop": run.elapsed.as_secs_f64() * 1e9 / run.hops as f64,
+        "actor_waits_per_hop": run.actor_waits as f64 / run.hops as f64,
+        "actor_polls_per_hop": run.actor_polls as f64 / run.hops as f64,
+        "thread_sleeps_per_hop": run.sleeps as f64 / run.hops as f64,
+    })
+}
+
+/// Two actors bounce one token; round trips per second against two raw
+/// threads on bounded(1) crossbeam channels.
+fn pingpong(seconds: Duration) -> Result<String, BenchError> {
+    let nodeflow = nodeflow_ring(2, 1, Stop::After(seconds))?;
+    let raw = raw_ring(2, 1, Stop::After(seconds))?;
+    let parking = parking_ring(2, 1, Stop::After(seconds))?;
+    let side = |run: &RingRun| {
+        let round_trips = run.hops / 2;
+        json!({
+            "round_trips": round_trips,
+            "seconds": run.elapsed.as_secs_f64(),
+            "round_trips_per_sec": round_trips as f64 / run.elapsed.as_secs_f64(),
+            "ns_per_round_trip": run.elapsed.as_secs_f64() * 1e9 / round_trips.max(1) as f64,
+            "actor_waits_per_round_trip": run.actor_waits as f64 / round_trips.max(1) as f64,
+            "thread_sleeps_per_round_trip": run.sleeps as f64 / round_trips.max(1) as f64,
+        })
+    };
+    let r = ratio(nodeflow.hops_per_sec(), raw.hops_per_sec());
+    Ok(json!({
+        "scenario": "pingpong",
+        "nodeflow": side(&nodeflow),
+        "raw_crossbeam": side(&raw),
+        "raw_parking_condvar": side(&parking),
+        "ratio": r,
+        "ratio_is": "nodeflow round trips/s ÷ raw round trips/s",
+        "target": ">= 0.40",
+        "target_met": r >= 0.40,
+        "parking_ratio": ratio(nodeflow.hops_per_sec(), parking.hops_per_sec()),
+    })
+    .to_string())
+}
+
+/// `nodes` actors in a ring with `tokens` tokens (token k enters at node
+/// k mod N); one-way hops per second against a raw thread ring.
+fn ring(nodes: usize, tokens: usize, seconds: Duration) -> Result<String, BenchError> {
+    let nodeflow = nodeflow_ring(nodes, tokens, Stop::After(seconds))?;
+    let raw = raw_ring(nodes, tokens, Stop::After(seconds))?;
+    Ok(json!({
+        "scenario": "ring",
+        "nodes": nodes,
+        "tokens": tokens,
+        "nodeflow": ring_json(&nodeflow),
+        "raw_crossbeam": ring_json(&raw),
+        "ratio": ratio(nodeflow.hops_per_sec(), raw.hops_per_sec()),
+        "ratio_is": "nodeflow hops/s ÷ raw hops/s",
+    })
+    .to_string())
+}
+
+/// One source actor sends every message to `nodes - 1` sink actors;
+/// envelopes delivered per second against raw threads.
+fn fanout(nodes: usize, seconds: Duration) -> Result<String, BenchError> {
+    let nodeflow = nodeflow_fanout(nodes, seconds)?;
+    let raw = raw_fanout(nodes, seconds)?;
+    let side = |run: &FanoutRun| {
+        json!({
+            "messages": run.messages,
+            "delivered": run.delivered,
+            "seconds": run.elapsed.as_secs_f64(),
+            "delivered_per_sec": run.delivered_per_sec(),
+            "actor_waits_per_delivery": run.actor_waits as f64 / run.delivered as f64,
+            "actor_polls_per_delivery": run.actor_polls as f64 / run.delivered as f64,
+            "thread_sleeps_per_delivery": run.sleeps as f64 / run.delivered as f64,
+        })
+    };
+    Ok(json!({
+        "scenario": "fanout",
+        "nodes": nodes,
+        "sinks": nodeflow.sinks,
+        "window": format!("2 batches of {}", nodeflow_benches::FANOUT_BATCH),
+        "nodeflow": side(&nodeflow),
+        "raw_crossbeam": side(&raw),
+        "ratio": ratio(nodeflow.delivered_per_sec(), raw.delivered_per_sec()),
+        "ratio_is": "nodeflow delivered/s ÷ raw delivered/s",
+    })
+    .to_string())
+}
+
+/// Round trips through an actor and the compute pool against raw rayon
+/// spawn + crossbeam reply (and, for reference, a raw relay thread).
+fn compute(seconds: Duration, inflight: usize) -> Result<String, BenchError> {
+    let nodeflow = nodeflow_compute(seconds, inflight)?;
+    let raw = raw_compute(seconds, inflight)?;
+    let relay = relay_compute(seconds, inflight)?;
+    let side = |run: &ComputeRun| {
+        json!({
+            "round_trips": run.round_trips,
+            "seconds": run.elapsed.as_secs_f64(),
+            "round_trips_per_sec": run.per_sec(),
+            "ns_per_round_trip": run.ns_per_round_trip(),
+            "actor_waits_per_round_trip": run.actor_waits as f64 / run.round_trips as f64,
+            "thread_sleeps_per_round_trip": run.sleeps as f64 / run.round_trips as f64,
+        })
+    };
+    let time_ratio = ratio(nodeflow.ns_per_round_trip(), raw.ns_per_round_trip());
+    Ok(json!({
+        "scenario": "compute",
+        "inflight": nodeflow.inflight,
+        "nodeflow": side(&nodeflow),
+        "raw_rayon": side(&raw),
+        "raw_relay_thread": side(&relay),
+        "ratio": time_ratio,
+        "ratio_is": "nodeflow ns per round trip ÷ raw rayon ns per round trip",
+        "target": "<= 2.0",
+        "target_met": time_ratio <= 2.0,
+        "throughput_ratio": ratio(nodeflow.per_sec(), raw.per_sec()),
+        "relay_time_ratio": ratio(nodeflow.ns_per_round_trip(), relay.ns_per_round_trip()),
+    })
+    .to_string())
+}
+
+/// What starting `nodes` threads (actors or raw) cost.
+struct SpawnRun {
+    spawn: Duration,
+    stop: Duration,
+    rss_bytes: i64,
+    heap_bytes: isize,
+}
+
+impl SpawnRun {
+    fn json(&self, nodes: usize) -> Value {
+        let n = nodes as f64;
+        json!({
+            "spawn_seconds": self.spawn.as_secs_f64(),
+            "spawned_per_sec": n / self.spawn.as_secs_f64(),
+            "stop_seconds": self.stop.as_secs_f64(),
+            "stopped_per_sec": n / self.stop.as_secs_f64(),
+            "rss_bytes_per_node": self.rss_bytes as f64 / n,
+            "heap_bytes_per_node": self.heap_bytes as f64 / n,
+        })
+    }
+}
+
+/// Starts `nodes` small actors, checks each one runs, measures, stops all;
+/// the same with parked raw threads.
+fn spawn(nodes: usize) -> Result<String, String> {
+    if nodes == 0 {
+        return Err("spawn needs at least one node".into());
+    }
+    let nodeflow = spawn_actors(nodes)?;
+    let raw = spawn_threads(nodes)?;
+    Ok(json!({
+        "scenario": "spawn",
+        "nodes": nodes,
+        "nodeflow": nodeflow.json(nodes),
+        "raw_threads": raw.json(nodes),
+        "ratio": ratio(raw.spawn.as_secs_f64(), nodeflow.spawn.as_secs_f64()),
+        "ratio_is": "nodeflow actors spawned/s ÷ raw threads spawned/s",
+        "rss_ratio": ratio(nodeflow.rss_bytes as f64, raw.rss_bytes as f64),
+    })
+    .to_string())
+}
+
+/// Resident set size of this process, from `/proc/self/status` (0 where
+/// that file does not exist).
+fn rss_bytes() -> i64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|status| {
+            status
+                .lines()
+                .find_map(|line| line.strip_prefix("VmRSS:"))
+                .and_then(|rest| {
+                    rest.trim()
+                        .trim_end_matches("kB")
+                        .trim()
+                        .parse::<i64>()
+                        .ok()
+                })
+        })
+        .map_or(0, |kib| kib * 1024)
+}
+
+fn spawn_actors(nodes: usize) -> Result<SpawnRun, String> {
+    let router = Arc::new(Router::new());
+    let clock: Arc<dyn Clock> = Arc::new(SystemClock::new());
+    let (rss_before, heap_before) = (rss_bytes(), LIVE.load(Ordering::Relaxed));
+    let built: Vec<Node> = (0..nodes)
+        .map(|i| tiny_node(PeerId::new(i as u64 + 1), 1))
+        .collect();
+    let mut handles: Vec<ActorHandle> = Vec::with_capacity(nodes);
+    let start = Instant::now();
+    for node in built {
+        let handle = NodeActor::spawn(
+            node,
+            Arc::clone(&router),
+            Arc::clone(&clock),
+            Default::default(),
+        )
+        .map_err(|e| format!("spawn: {e}"))?;
+        handles.push(handle);
+    }
+    let spawn = start.elapsed();
+    // Every actor runs one execution (no subscriber, so nothing is kept):
+    // proof that each thread started and drives its Node.
+    for (i, handle) in handles.iter().enumerate() {
+        let x: Box<dyn SlotValue> = Box::new(U64Value(i as u64));
+        handle
+            .invoke(SiteId::new(0), vec![("x".into(), x)], i as u64)
+            .map_err(|e| format!("invoke: {e}"))?;
+    }
+    let patience = Instant::now() + PATIENCE;
+    for handle in &handles {
+        while handle.stats().outputs_unobserved < 1 {
+            if Instant::now() > patience {
+                return Err(format!("actor {} never ran its execution", handle.peer()));
+            }
+            std::thread::sleep(Duration::from_micros(100));
+        }
+    }
+    let rss = rss_bytes() - rss_before;
+    let heap = LIVE.load(Ordering::Relaxed) - heap_before;
+    if router.stats().peers != nodes {
+        return Err(format!(
+            "{} of {nodes} actors registered",
+            router.stats().peers
+        ));
+    }
+    let start = Instant::now();
+    for handle in handles {
+        let report = handle.stop().map_err(|e| e.to_string())?;
+        if report.node.executions_finished != 1 {
+            return Err(format!(
+                "{} ran {} executions, expected 1",
+                report.peer, report.node.executions_finished
+            ));
+        }
+    }
+    let stop = start.elapsed();
+    if router.stats().peers != 0 {
+        return Err("actors left registered after stop".into());
+    }
+    Ok(SpawnRun {
+        spawn,
+        stop,
+        rss_bytes: rss,
+        heap_bytes: heap,
+    })
+}
+
+fn spawn_threads(nodes: usize) -> Result<SpawnRun, String> {
+    let release = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let (ready_tx, ready_rx) = crossbeam_channel::unbounded::<()>();
+    let (rss_before, heap_before) = (rss_bytes(), LIVE.load(Ordering::Relaxed));
+    let mut threads = Vec::with_capacity(nodes);
+    let start = Instant::now();
+    for i in 0..nodes {
+        let release = std::sync::Arc::clone(&release);
+        let ready = ready_tx.clone();
+        let thread = std::thread::Builder::new()
+            .name(format!("raw-{i}"))
+            .spawn(move || {
+                let _ = ready.send(());
+                while !release.load(std::sync::atomic::Ordering::Acquire) {
+                    std::thread::park();
+                }
+            })
+            .map_err(|e| format!("thread spawn: {e}"))?;
+        threads.push(thread);
+    }
+    let spawn = start.elapsed();
+    drop(ready_tx);
+    for started in 0..nodes {
+        ready_rx
+            .recv_timeout(PATIENCE)
+            .map_err(|_| format!("only {started} of {nodes} raw threads started"))?;
+    }
+    let rss = rss_bytes() - rss_before;
+    let heap = LIVE.load(Ordering::Relaxed) - heap_before;
+    let start = Instant::now();
+    release.store(true, std::sync::atomic::Ordering::Release);
+    for thread in threads {
+        thread.thread().unpark();
+        thread
+            .join()
+            .map_err(|_| "a raw thread panicked".to_owned())?;
+    }
+    let stop = start.elapsed();
+    Ok(SpawnRun {
+        spawn,
+        stop,
+        rss_bytes: rss,
+        heap_bytes: heap,
+    })
 }
