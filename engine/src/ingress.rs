@@ -517,6 +517,13 @@ impl IngressQueue {
         Poll::Pending
     }
 
+    /// Whether a [`IngressQueue::wait`] now would return at once: an event
+    /// is pending, a nudge is untaken, or the queue is closed. Owner only;
+    /// for a short spin before sleeping.
+    pub fn is_ready(&self) -> bool {
+        self.ready_outcome().is_some()
+    }
+
     /// Refuses every later push with [`PushError::Closed`] and wakes the
     /// owner. Returns `true` for the call that closed the queue.
     pub fn close(&self) -> bool {

@@ -1091,7 +1091,6 @@ mod tests {
         ctx.observe_wire_round_trip(target, None, 10_000_000);
         // First sample: srtt = 10 ms, rttvar = 5 ms, budget = srtt + 4 * rttvar.
         assert_eq!(ctx.estimate_wire_budget_ns(target, None, 777), 30_000_000);
-        drop(ctx);
         // The default floor (500 ms) lifts small estimates.
         let mut rig = Rig::new();
         let mut ctx = rig.handle(5_000_000);
