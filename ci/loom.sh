@@ -11,8 +11,13 @@
 # they check) and in nodeflow-loom-tests (`tests/loom_*.rs`, protocols that
 # span crates, e.g. tests/loom_actor_park.rs: the actor's park/unpark with
 # its broken twins loom_broken_actor_sleeps_without_recheck and
-# loom_broken_actor_mail_skips_fence). Broken twins are found by name
-# (`loom_broken_*`) in the test list of the broken build.
+# loom_broken_actor_mail_skips_fence; tests/loom_actor_restart.rs: mail and
+# completions during a supervised restart; tests/loom_actor_shutdown.rs: a
+# drain waiting for parked work). Broken twins are found by name
+# (`loom_broken_*`) in the test list of the broken build. A twin caught by a
+# loom deadlock may abort its test process instead of failing it (the
+# actor's catch_unwind catches loom's teardown of the deadlocked run); any
+# non-zero exit counts as caught.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export LOOM_MAX_PREEMPTIONS=2

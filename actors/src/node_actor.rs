@@ -113,6 +113,12 @@ pub struct ActorConfig {
     /// 0 sleeps at once (fewer cycles on hosts with many more Nodes than
     /// cores). Always 0 under loom.
     pub spins_before_sleep: u32,
+    /// A deliberate protocol bug to inject, by name (`loom_broken_*` models
+    /// in `loom-tests/` only; compiled with `--cfg nodeflow_loom_broken`):
+    /// `"restart-discards-mail"`, `"restart-on-fresh-mailbox"` or
+    /// `"drain-ignores-parked-work"`. `None` (the default): the real protocol.
+    #[cfg(nodeflow_loom_broken)]
+    pub loom_broken: Option<&'static str>,
 }
 
 impl Default for ActorConfig {
@@ -126,6 +132,8 @@ impl Default for ActorConfig {
             supervision: SupervisionConfig::default(),
             join_grace: Duration::from_secs(1),
             spins_before_sleep: if cfg!(loom) { 0 } else { 16 },
+            #[cfg(nodeflow_loom_broken)]
+            loom_broken: None,
         }
     }
 }
@@ -615,6 +623,8 @@ impl NodeActor {
             let drain_at = self.shared.drain_deadline_ns.load(Ordering::Acquire);
             if drain_at != u64::MAX && !self.ingress.is_closed() {
                 let quiescent = !self.due(node) && node.is_quiescent();
+                #[cfg(nodeflow_loom_broken)]
+                let quiescent = quiescent || self.loom_broken("drain-ignores-parked-work");
                 if quiescent || now >= drain_at {
                     deadline_hit = !quiescent;
                     self.ingress.close();
@@ -827,6 +837,8 @@ impl NodeActor {
             return Err(Failure::Rebuild("the factory built another peer".into()));
         }
         node.skip_ids_past(watermark);
+        #[cfg(nodeflow_loom_broken)]
+        self.loom_broken_restart(&mut node, &factory);
         // Events taken from here on are new; the snapshot's are replayed.
         self.taken_at_snapshot = taken(&self.ingress.stats());
         ActorCounters::bump(&self.shared.counters.restarts, 1);
@@ -955,6 +967,48 @@ impl std::fmt::Debug for NodeActor {
             .field("supervised", &self.factory.is_some())
             .field("config", &self.config)
             .finish_non_exhaustive()
+    }
+}
+
+/// Deliberately broken protocol variants for the `loom_broken_*` models
+/// (selected by [`ActorConfig::loom_broken`]); never compiled otherwise.
+#[cfg(nodeflow_loom_broken)]
+impl NodeActor {
+    /// Whether the model asked for the bug named `name`.
+    fn loom_broken(&self, name: &str) -> bool {
+        self.config.loom_broken == Some(name)
+    }
+
+    /// The restart bugs, applied to the freshly restored `node`:
+    /// * `"restart-discards-mail"`: the restart throws away the mail still
+    ///   queued (as if it belonged to the dead incarnation): mail sent
+    ///   before the rebuild is lost, yet counted as taken.
+    /// * `"restart-on-fresh-mailbox"`: the Node is rebuilt on a fresh
+    ///   mailbox and the router entry is swapped (unregister the old one,
+    ///   register the new one) without moving queued mail; whatever still
+    ///   holds the old mailbox (a route that raced the swap, a completion
+    ///   handle, the actor's handle) reaches nobody.
+    // Out of line: its Node-sized locals must not grow `run`'s frame (loom
+    // model threads have small stacks).
+    #[inline(never)]
+    fn loom_broken_restart(&mut self, node: &mut Node, factory: &NodeFactory) {
+        if self.loom_broken("restart-discards-mail") {
+            let mut discarded = Vec::new();
+            self.ingress.drain_into(&mut discarded, usize::MAX);
+        }
+        if self.loom_broken("restart-on-fresh-mailbox") {
+            let builder = factory();
+            let fresh = match &self.last_snapshot {
+                Some(bytes) => builder.restore(bytes).map_err(|e| e.to_string()),
+                None => builder.build().map_err(|e| e.to_string()),
+            };
+            let Ok(fresh) = fresh else { return };
+            let old = std::mem::replace(&mut self.ingress, Arc::clone(fresh.ingress()));
+            self.router.unregister(self.peer, &old);
+            let _ = self.router.register(self.peer, Arc::clone(&self.ingress));
+            let _ = self.clock.watch(&self.ingress);
+            *node = fresh;
+        }
     }
 }
 

@@ -3,8 +3,10 @@
 //!
 //! # Invariants
 //! * [`Builder::spawn`] never fails and spawns a loom thread; the name is
-//!   kept (loom shows it in panic messages), the stack size is ignored so
-//!   every model thread gets loom's own default stack.
+//!   kept (loom shows it in panic messages) and so is the stack size (loom
+//!   counts it in words); threads without one get [`MODEL_STACK_WORDS`],
+//!   never loom's own 32 KiB default, which an actor thread that unwinds a
+//!   panic or snapshots its Node overflows.
 //! * [`JoinHandle::is_finished`] turns `true` only after the thread's
 //!   closure has returned. Like std's, it is a hint that orders no memory;
 //!   its flag is a plain std atomic on purpose, so it adds no loom branch
@@ -17,21 +19,21 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 pub use loom::thread::{current, park, yield_now, Thread};
 
+/// Stack of a model thread, in words (loom's own default, 32 KiB, is too
+/// small for an actor thread that snapshots, restores or unwinds).
+const MODEL_STACK_WORDS: usize = 64 * 1024;
+
 /// Spawns a loom thread running `f`.
 #[track_caller]
 pub fn spawn<F, T>(f: F) -> JoinHandle<T>
 where
-    F: FnOnce() -> T + 'static,
-    T: 'static,
+    F: FnOnce() -> T + Send + 'static,
+    T: Send + 'static,
 {
-    let finished = std::sync::Arc::new(AtomicBool::new(false));
-    let flag = std::sync::Arc::clone(&finished);
-    let inner = loom::thread::spawn(move || {
-        let value = f();
-        flag.store(true, Ordering::Relaxed);
-        value
-    });
-    JoinHandle { inner, finished }
+    match Builder::new().spawn(f) {
+        Ok(handle) => handle,
+        Err(_) => unreachable!("loom's Builder::spawn never fails"),
+    }
 }
 
 /// A handle to a loom thread (std's `JoinHandle` API subset).
@@ -70,6 +72,7 @@ impl<T> fmt::Debug for JoinHandle<T> {
 #[derive(Debug, Default)]
 pub struct Builder {
     name: Option<String>,
+    stack_size: Option<usize>,
 }
 
 impl Builder {
@@ -84,8 +87,9 @@ impl Builder {
         self
     }
 
-    /// Accepted and ignored: model threads use loom's default stack.
-    pub fn stack_size(self, _size: usize) -> Self {
+    /// The model thread's stack size (loom's default is small: 32 KiB).
+    pub fn stack_size(mut self, size: usize) -> Self {
+        self.stack_size = Some(size);
         self
     }
 
@@ -96,12 +100,14 @@ impl Builder {
         F: FnOnce() -> T + Send + 'static,
         T: Send + 'static,
     {
-        let Some(name) = self.name else {
-            return Ok(spawn(f));
-        };
         let finished = std::sync::Arc::new(AtomicBool::new(false));
         let flag = std::sync::Arc::clone(&finished);
-        let inner = loom::thread::Builder::new().name(name).spawn(move || {
+        let mut builder = loom::thread::Builder::new();
+        if let Some(name) = self.name {
+            builder = builder.name(name);
+        }
+        builder = builder.stack_size(self.stack_size.unwrap_or(MODEL_STACK_WORDS));
+        let inner = builder.spawn(move || {
             let value = f();
             flag.store(true, Ordering::Relaxed);
             value
