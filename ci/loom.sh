@@ -23,10 +23,15 @@ cd "$(dirname "$0")/.."
 export LOOM_MAX_PREEMPTIONS=2
 export CARGO_PROFILE_RELEASE_DEBUG_ASSERTIONS=true
 export CARGO_TARGET_DIR=target/loom
+mkdir -p target
 start=$(date +%s)
 
 echo "loom: models (expected to pass)"
-RUSTFLAGS="--cfg loom" cargo test --release --locked -p nodeflow-engine -p nodeflow-loom-tests --lib --tests -- loom_ 2>&1 | tee target/loom-pass.log
+# Output shown, so the cross-crate models print the iterations loom
+# explored and their time; the log keeps everything, the console the
+# summary lines (model results, iterations, test totals).
+RUSTFLAGS="--cfg loom" cargo test --release --locked -p nodeflow-engine -p nodeflow-loom-tests --lib --tests -- loom_ --nocapture > target/loom-pass.log 2>&1 || { tail -50 target/loom-pass.log; echo "loom: a model failed"; exit 1; }
+grep -E 'iterations in|^test result: ok\. [1-9]' target/loom-pass.log || true
 passed=$(grep -E '^test result:' target/loom-pass.log | awk '{s+=$4} END {print s+0}')
 
 echo "loom: broken variants (each expected to fail)"
