@@ -131,7 +131,7 @@ impl Default for ActorConfig {
             max_subscribers: 64,
             supervision: SupervisionConfig::default(),
             join_grace: Duration::from_secs(1),
-            spins_before_sleep: if cfg!(loom) { 0 } else { 16 },
+            spins_before_sleep: if cfg!(loom) { 0 } else { 64 },
             #[cfg(nodeflow_loom_broken)]
             loom_broken: None,
         }
@@ -166,10 +166,10 @@ impl Default for ActorConfig {
 /// 4. **Stop?** If the mailbox is closed, drain and exit (module docs,
 ///    lifecycle steps 4–5). If a drain was ordered and the Node is
 ///    quiescent or the drain deadline has passed, close the mailbox first.
-/// 5. **Wait**: if the round left work, go to 1. Otherwise publish the
-///    counters, look at the mailbox a few more times
-///    ([`ActorConfig::spins_before_sleep`]: mail arriving now is served
-///    without a sleep), then sleep in `ingress.wait(deadline)` until mail, a nudge,
+/// 5. **Wait**: if the round left work, go to 1. Otherwise look at the
+///    mailbox a few more times ([`ActorConfig::spins_before_sleep`]: mail
+///    arriving now is served without a sleep), publish the counters, then
+///    sleep in `ingress.wait(deadline)` until mail, a nudge,
 ///    the deadline (the earlier of the Node's next deadline and the drain
 ///    deadline) or the close; then go to 1. While the Node still runs its
 ///    bootstrap graphs it takes no data, so it sleeps in
@@ -196,6 +196,8 @@ pub struct NodeActor {
     depth_sample: (u64, u64),
     /// Rounds since the Node's counters were last published.
     rounds_since_publish: u32,
+    /// Most actors spinning at once: the cores but one (at least 1).
+    spin_slots: usize,
     /// Reused buffer for the steps of one poll.
     steps: Vec<Step>,
 }
@@ -522,6 +524,8 @@ impl NodeActor {
             restarts: RestartWindow::default(),
             depth_sample: (now, 0),
             rounds_since_publish: 0,
+            spin_slots: std::thread::available_parallelism()
+                .map_or(1, |n| n.get().saturating_sub(1).max(1)),
             steps: Vec::new(),
         };
         if actor.factory.is_some() {
@@ -639,10 +643,10 @@ impl NodeActor {
             if self.due(node) {
                 continue;
             }
-            self.publish(node);
             if node.is_bootstrapped() && self.spin_until_ready() {
                 continue;
             }
+            self.publish(node);
             let wake_at = match node.next_deadline() {
                 Some(at) => at.min(drain_at),
                 None => drain_at,
@@ -668,21 +672,34 @@ impl NodeActor {
     }
 
     /// Loop step 5's short spin: whether mail (or a nudge, or the close)
-    /// arrived within [`ActorConfig::spins_before_sleep`] checks.
+    /// arrived within [`ActorConfig::spins_before_sleep`] checks. At most
+    /// one actor per spare core spins at a time (process-wide, see
+    /// [`SPINNING`]); the others go to sleep at once, so many idle Nodes
+    /// on few cores do not burn the cores the busy ones need.
     fn spin_until_ready(&self) -> bool {
+        if self.config.spins_before_sleep == 0 {
+            return false;
+        }
+        if SPINNING.fetch_add(1, std::sync::atomic::Ordering::Relaxed) >= self.spin_slots {
+            SPINNING.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+            return false;
+        }
+        let mut ready = false;
         for round in 0..self.config.spins_before_sleep {
             if self.ingress.is_ready() {
-                return true;
+                ready = true;
+                break;
             }
-            if round < 6 {
-                for _ in 0..1u32 << round {
+            if round < SPIN_ROUNDS {
+                for _ in 0..1u32 << round.min(6) {
                     std::hint::spin_loop();
                 }
             } else {
                 thread::yield_now();
             }
         }
-        false
+        SPINNING.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+        ready
     }
 
     /// Polls until the closed Node has no work (mail still queued is
@@ -1011,6 +1028,15 @@ impl NodeActor {
         }
     }
 }
+
+/// Actors of this process spinning before sleep now. A plain std atomic
+/// on purpose: it only decides whether an actor spins (a heuristic) and
+/// orders no memory, so loom need not see it (spinning is off under loom).
+static SPINNING: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0); // sync-facade: allow (spin heuristic, orders no memory)
+
+/// Checks of [`NodeActor::spin_until_ready`] that busy-wait (doubling up
+/// to 64 pauses); later checks yield the core instead.
+const SPIN_ROUNDS: u32 = 24;
 
 /// How [`NodeActor::serve`] ended.
 #[derive(Clone, Copy, Debug)]
