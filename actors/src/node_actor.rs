@@ -71,6 +71,8 @@ use std::any::Any;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::time::{Duration, Instant};
 
+use std::sync::atomic::{AtomicUsize as StdAtomicUsize, Ordering as StdOrdering}; // sync-facade: allow (the spin heuristic's counter, see SPINNING)
+
 use nodeflow_engine::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use nodeflow_engine::sync::channel::{bounded, unbounded, Receiver, RecvTimeoutError, Sender};
 use nodeflow_engine::sync::thread::{self, JoinHandle};
@@ -680,8 +682,8 @@ impl NodeActor {
         if self.config.spins_before_sleep == 0 {
             return false;
         }
-        if SPINNING.fetch_add(1, std::sync::atomic::Ordering::Relaxed) >= self.spin_slots {
-            SPINNING.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+        if SPINNING.fetch_add(1, StdOrdering::Relaxed) >= self.spin_slots {
+            SPINNING.fetch_sub(1, StdOrdering::Relaxed);
             return false;
         }
         let mut ready = false;
@@ -698,7 +700,7 @@ impl NodeActor {
                 thread::yield_now();
             }
         }
-        SPINNING.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+        SPINNING.fetch_sub(1, StdOrdering::Relaxed);
         ready
     }
 
@@ -811,8 +813,12 @@ impl NodeActor {
 
     /// Publishes the Node's counters for [`ActorHandle::metrics`].
     fn publish(&mut self, node: &Node) {
+        self.publish_stats(node.stats());
+    }
+
+    /// Publishes `stats` (the live Node's, or the last ones at exit).
+    fn publish_stats(&mut self, stats: NodeStats) {
         self.rounds_since_publish = 0;
-        let stats = node.stats();
         *self.shared.node_stats.lock() = stats;
         tracing::trace!(
             depth = self.ingress.len(),
@@ -883,7 +889,7 @@ impl NodeActor {
         // the end of the output stream, seen after the unregister above.
         self.shared.subscribers.lock().clear();
         self.shared.snapshot_requests.lock().clear();
-        *self.shared.node_stats.lock() = node;
+        self.publish_stats(node);
         ActorReport {
             peer,
             stats: self.shared.counters.snapshot(),
@@ -1032,7 +1038,7 @@ impl NodeActor {
 /// Actors of this process spinning before sleep now. A plain std atomic
 /// on purpose: it only decides whether an actor spins (a heuristic) and
 /// orders no memory, so loom need not see it (spinning is off under loom).
-static SPINNING: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0); // sync-facade: allow (spin heuristic, orders no memory)
+static SPINNING: StdAtomicUsize = StdAtomicUsize::new(0);
 
 /// Checks of [`NodeActor::spin_until_ready`] that busy-wait (doubling up
 /// to 64 pauses); later checks yield the core instead.
