@@ -378,33 +378,20 @@ pub fn raw_ring(nodes: usize, tokens: usize, stop: Stop) -> Result<RingRun, Benc
         // poison fits (capacity >= 1) or the thread is gone.
         let _ = tx.send_timeout(POISON, PATIENCE);
     }
-    let mut received = 0;
-    let mut failure = None;
-    for thread in threads {
-        match thread.join() {
-            Ok(Ok(count)) => received += count,
-            Ok(Err(message)) => failure = failure.or(Some(message)),
-            Err(_) => failure = failure.or(Some("a raw ring thread panicked".into())),
-        }
-    }
-    let hops = waited?;
-    if let Some(message) = failure {
-        return Err(BenchError::Verification(message));
-    }
-    if received != hops + tokens as u64 {
-        return Err(BenchError::Verification(format!(
-            "{hops} hops retired but {received} messages were received"
-        )));
-    }
-    Ok(RingRun {
-        nodes,
-        tokens,
-        hops,
-        elapsed,
-        actor_waits: 0,
-        actor_polls: 0,
-        sleeps,
-    })
+    join_ring_threads(
+        threads,
+        waited,
+        "raw",
+        RingRun {
+            nodes,
+            tokens,
+            hops: 0,
+            elapsed,
+            actor_waits: 0,
+            actor_polls: 0,
+            sleeps,
+        },
+    )
 }
 
 /// A mailbox that always parks: a queue under a mutex and a condvar (the
@@ -486,33 +473,20 @@ pub fn parking_ring(nodes: usize, tokens: usize, stop: Stop) -> Result<RingRun, 
     for inbox in &boxes {
         inbox.push(POISON);
     }
-    let mut received = 0;
-    let mut failure = None;
-    for thread in threads {
-        match thread.join() {
-            Ok(Ok(count)) => received += count,
-            Ok(Err(message)) => failure = failure.or(Some(message)),
-            Err(_) => failure = failure.or(Some("a parking ring thread panicked".into())),
-        }
-    }
-    let hops = waited?;
-    if let Some(message) = failure {
-        return Err(BenchError::Verification(message));
-    }
-    if received != hops + tokens as u64 {
-        return Err(BenchError::Verification(format!(
-            "{hops} hops retired but {received} messages were received"
-        )));
-    }
-    Ok(RingRun {
-        nodes,
-        tokens,
-        hops,
-        elapsed,
-        actor_waits: 0,
-        actor_polls: 0,
-        sleeps,
-    })
+    join_ring_threads(
+        threads,
+        waited,
+        "parking",
+        RingRun {
+            nodes,
+            tokens,
+            hops: 0,
+            elapsed,
+            actor_waits: 0,
+            actor_polls: 0,
+            sleeps,
+        },
+    )
 }
 
 fn check_shape(nodes: usize, tokens: usize) -> Result<(), BenchError> {
@@ -577,6 +551,36 @@ fn collect_retired(
         hops += u64::from(count);
     }
     Ok(hops)
+}
+
+/// Joins a baseline ring's threads and checks that they received every hop
+/// plus one retirement per token; returns `run` with its hop count.
+fn join_ring_threads(
+    threads: Vec<std::thread::JoinHandle<Result<u64, String>>>,
+    waited: Result<u64, BenchError>,
+    label: &str,
+    mut run: RingRun,
+) -> Result<RingRun, BenchError> {
+    let mut received = 0;
+    let mut failure = None;
+    for thread in threads {
+        match thread.join() {
+            Ok(Ok(count)) => received += count,
+            Ok(Err(message)) => failure = failure.or(Some(message)),
+            Err(_) => failure = failure.or(Some(format!("a {label} ring thread panicked"))),
+        }
+    }
+    let hops = waited?;
+    if let Some(message) = failure {
+        return Err(BenchError::Verification(message));
+    }
+    if received != hops + run.tokens as u64 {
+        return Err(BenchError::Verification(format!(
+            "{hops} hops retired but {received} messages were received"
+        )));
+    }
+    run.hops = hops;
+    Ok(run)
 }
 
 #[cfg(test)]
