@@ -191,14 +191,20 @@ fn shutdown_under_load_accounts_for_every_message() {
     assert_eq!(router_stats.peers, 0, "every actor unregistered");
 }
 
-#[test]
-fn a_drain_waits_for_ops_parked_on_other_threads() {
+/// Peer 1 with the `later` graph, and the component's shared parking lot.
+fn later_node() -> (Later, Node) {
     let later = Later::default();
     let node = Node::builder(PeerId::new(1))
         .component("later", Box::new(later.clone()))
         .graph(later_graph())
         .build()
         .unwrap();
+    (later, node)
+}
+
+#[test]
+fn a_drain_waits_for_ops_parked_on_other_threads() {
+    let (later, node) = later_node();
     let router = Arc::new(Router::new());
     let handle = spawn(node, &router, Arc::new(SystemClock::new()));
     let rx = handle.subscribe().unwrap();
@@ -220,12 +226,7 @@ fn a_drain_waits_for_ops_parked_on_other_threads() {
 
 #[test]
 fn past_the_drain_deadline_parked_work_is_abandoned_and_reported() {
-    let later = Later::default();
-    let node = Node::builder(PeerId::new(1))
-        .component("later", Box::new(later.clone()))
-        .graph(later_graph())
-        .build()
-        .unwrap();
+    let (later, node) = later_node();
     let clock = Arc::new(ManualClock::new());
     let router = Arc::new(Router::new());
     let dyn_clock: Arc<dyn Clock> = clock.clone();
