@@ -50,8 +50,3 @@ pub use runtime::*;
 pub use syscall::*;
 pub use value::*;
 pub use wire::*;
-
-/// The workspace README's Rust examples, compiled and run as doctests.
-#[doc = include_str!("../../README.md")]
-#[cfg(doctest)]
-pub struct ReadmeDoctests;

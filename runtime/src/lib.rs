@@ -50,3 +50,9 @@ pub use nodeflow_engine::{
     NodeBuilder, NodeConfig, OpError, OpErrorKind, OpInputs, OpOutputs, PeerId, PeerIdValue,
     RuntimeResourceRef, SiteId, SlotValue, Trigger, U64Value,
 };
+
+/// The workspace README's Rust examples (engine and runtime), compiled and
+/// run as doctests of the crate users depend on.
+#[doc = include_str!("../../README.md")]
+#[cfg(doctest)]
+pub struct ReadmeDoctests;
