@@ -32,8 +32,8 @@ pub use nodeflow_engine as engine;
 pub use clock::{Clock, ManualClock, ManualClockStats, SystemClock, WatchError};
 pub use metrics::{ActorMetrics, ActorStats, MessageAccount};
 pub use node_actor::{
-    ActorConfig, ActorError, ActorHandle, ActorOutput, ActorReport, NodeActor, PendingSnapshot,
-    SnapshotRequestError, SpawnError, SubscribeError,
+    panic_message, ActorConfig, ActorError, ActorHandle, ActorOutput, ActorReport, NodeActor,
+    PendingSnapshot, SnapshotRequestError, SpawnError, SubscribeError,
 };
 pub use router::{RegisterError, RouteError, Router, RouterStats, SHARDS};
 pub use supervision::{NodeFactory, SupervisionConfig};

@@ -455,7 +455,7 @@ impl NodeActor {
         config: ActorConfig,
     ) -> Result<ActorHandle, SpawnError> {
         let builder = catch_unwind(AssertUnwindSafe(&*factory))
-            .map_err(|p| SpawnError::FactoryPanicked(panic_message(p)))?;
+            .map_err(|p| SpawnError::FactoryPanicked(panic_message(&*p).to_owned()))?;
         let node = builder.build()?;
         Self::spawn_supervised_node(node, factory, router, clock, config)
     }
@@ -538,7 +538,9 @@ impl NodeActor {
             if let Err(payload) = first {
                 router.unregister(peer, &ingress);
                 ingress.close();
-                return Err(SpawnError::SnapshotPanicked(panic_message(payload)));
+                return Err(SpawnError::SnapshotPanicked(
+                    panic_message(&*payload).to_owned(),
+                ));
             }
         }
         let (exited_tx, exited) = bounded::<()>(1);
@@ -584,7 +586,7 @@ impl NodeActor {
                 }
                 Err(payload) => payload,
             };
-            let message = panic_message(payload);
+            let message = panic_message(&*payload).to_owned();
             ActorCounters::bump(&self.shared.counters.panics, 1);
             let last = node.stats();
             match self.restart(node, &message) {
@@ -849,7 +851,7 @@ impl NodeActor {
         ActorCounters::bump(&self.shared.counters.lost_in_restart, lost);
         tracing::warn!(%message, lost, "node panicked; restarting from its last snapshot");
         let builder = catch_unwind(AssertUnwindSafe(&*factory))
-            .map_err(|p| Failure::Rebuild(panic_message(p)))?
+            .map_err(|p| Failure::Rebuild(panic_message(&*p).to_owned()))?
             .mailbox(Arc::clone(&self.ingress));
         let rebuilt = match &self.last_snapshot {
             Some(bytes) => builder.restore(bytes).map_err(|e| e.to_string()),
@@ -1335,15 +1337,16 @@ impl ActorOutput {
     }
 }
 
-/// The text of a panic payload (`&str` or `String`), or a placeholder.
-fn panic_message(payload: Box<dyn Any + Send>) -> String {
+/// The text of a caught panic's payload (`&str` or `String`), or a
+/// placeholder; shared with hosts that catch panics of user code (factories).
+pub fn panic_message(payload: &(dyn Any + Send)) -> &str {
     if let Some(text) = payload.downcast_ref::<&str>() {
-        return (*text).to_owned();
+        return text;
     }
     if let Some(text) = payload.downcast_ref::<String>() {
-        return text.clone();
+        return text;
     }
-    "a panic with a non-string payload".to_owned()
+    "a panic with a non-string payload"
 }
 
 // Real threads and real time; the loom model of the actor lives in
@@ -1513,11 +1516,8 @@ mod tests {
 
     #[test]
     fn panic_messages_are_read_from_str_and_string_payloads() {
-        assert_eq!(panic_message(Box::new("boom")), "boom");
-        assert_eq!(panic_message(Box::new(String::from("bang"))), "bang");
-        assert_eq!(
-            panic_message(Box::new(7u8)),
-            "a panic with a non-string payload"
-        );
+        assert_eq!(panic_message(&"boom"), "boom");
+        assert_eq!(panic_message(&String::from("bang")), "bang");
+        assert_eq!(panic_message(&7u8), "a panic with a non-string payload");
     }
 }

@@ -31,10 +31,10 @@
 //!   ops (`NodeConfig::max_pending_async`), and a compute op parks for the
 //!   whole life of its job.
 
-use std::any::Any;
 use std::fmt;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
+use nodeflow_actors::panic_message;
 use nodeflow_engine::sync::atomic::{AtomicU64, Ordering};
 use nodeflow_engine::sync::Arc;
 use nodeflow_engine::{CommandId, CompletionHandle, CompletionSink, SlotValue};
@@ -220,17 +220,6 @@ where
     }
 }
 
-/// The text of a panic payload (`panic!` with a literal or a format string).
-fn panic_message(payload: &(dyn Any + Send)) -> &str {
-    if let Some(text) = payload.downcast_ref::<&'static str>() {
-        return text;
-    }
-    if let Some(text) = payload.downcast_ref::<String>() {
-        return text;
-    }
-    "a non-string panic payload"
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -362,7 +351,7 @@ mod tests {
                 Posted::Failed(CommandId::new(3), "compute job panicked: kaboom 42".into()),
                 Posted::Failed(
                     CommandId::new(4),
-                    "compute job panicked: a non-string panic payload".into()
+                    "compute job panicked: a panic with a non-string payload".into()
                 ),
             ]
         );

@@ -68,9 +68,9 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::time::{Duration, Instant};
 
 use nodeflow_actors::{
-    ActorConfig, ActorError, ActorHandle, ActorMetrics, ActorOutput, ActorReport, ActorStats,
-    Clock, NodeActor, NodeFactory, Router, RouterStats, SnapshotRequestError, SpawnError,
-    SubscribeError, SystemClock,
+    panic_message, ActorConfig, ActorError, ActorHandle, ActorMetrics, ActorOutput, ActorReport,
+    ActorStats, Clock, NodeActor, NodeFactory, Router, RouterStats, SnapshotRequestError,
+    SpawnError, SubscribeError, SystemClock,
 };
 use nodeflow_engine::sync::atomic::{AtomicBool, Ordering};
 use nodeflow_engine::sync::channel::Receiver;
@@ -882,17 +882,6 @@ impl ShutdownTotals {
     }
 }
 
-/// The text of a panic payload (`&str` or `String`), or a placeholder.
-fn panic_message(payload: &(dyn std::any::Any + Send)) -> &str {
-    if let Some(text) = payload.downcast_ref::<&'static str>() {
-        return text;
-    }
-    if let Some(text) = payload.downcast_ref::<String>() {
-        return text;
-    }
-    "a non-string panic payload"
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1076,12 +1065,5 @@ mod tests {
         let runtime = runtime();
         let handle = runtime.spawn_node(spec).unwrap();
         assert_eq!(handle.spec().graph_names, ["echo"]);
-    }
-
-    #[test]
-    fn panic_messages_are_read_from_str_and_string_payloads() {
-        assert_eq!(panic_message(&"boom"), "boom");
-        assert_eq!(panic_message(&String::from("bang")), "bang");
-        assert_eq!(panic_message(&7u8), "a non-string panic payload");
     }
 }
