@@ -647,7 +647,7 @@ impl NodeActor {
             if self.due(node) {
                 continue;
             }
-            if node.is_bootstrapped() && self.spin_until_ready() {
+            if node.takes_data() && self.spin_until_ready() {
                 continue;
             }
             self.publish(node);
@@ -661,7 +661,9 @@ impl NodeActor {
             self.shared.sleeping.store(true, Ordering::SeqCst);
             // A Node still bootstrapping does not take data yet: queued data
             // must not wake it (it would find nothing to do, and spin).
-            let outcome = if node.is_bootstrapped() {
+            // Likewise a Node stalled on flow-control credit: it waits for
+            // the credit (control lane), not for more data.
+            let outcome = if node.takes_data() {
                 self.ingress.wait(deadline)
             } else {
                 self.ingress.wait_control(deadline)
@@ -836,6 +838,7 @@ impl NodeActor {
     fn restart(&mut self, dead: Node, message: &str) -> Result<Node, Failure> {
         let now = self.clock.now_ns();
         let watermark = dead.id_watermark();
+        let ledger = dead.flow_ledger();
         self.steps.clear();
         // A value's or component's `Drop` may panic too: contain it.
         let _ = catch_unwind(AssertUnwindSafe(move || drop(dead)));
@@ -862,6 +865,8 @@ impl NodeActor {
             return Err(Failure::Rebuild("the factory built another peer".into()));
         }
         node.skip_ids_past(watermark);
+        // Credits moved with envelopes the snapshot never saw: carry them.
+        node.adopt_flow_ledger(&ledger);
         #[cfg(nodeflow_loom_broken)]
         self.loom_broken_restart(&mut node, &factory);
         // Events taken from here on are new; the snapshot's are replayed.
@@ -910,7 +915,13 @@ impl NodeActor {
         match step {
             Step::SendEnvelope(envelope) => {
                 ActorCounters::bump(&counters.envelopes_out, 1);
-                let (counter, reason, envelope) = match self.router.route(envelope) {
+                // With flow control on, the Node sent it under a credit.
+                let routed = if node.framework().flow().config().enabled {
+                    self.router.route_credited(envelope)
+                } else {
+                    self.router.route(envelope)
+                };
+                let (counter, reason, envelope) = match routed {
                     Ok(()) => {
                         ActorCounters::bump(&counters.routed, 1);
                         return;

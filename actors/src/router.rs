@@ -221,6 +221,21 @@ impl Router {
 
     /// Moves `envelope` into the ingress of `envelope.dst`. Never blocks.
     pub fn route(&self, envelope: Envelope) -> Result<(), RouteError> {
+        self.route_with(envelope, false)
+    }
+
+    /// Routes an envelope its sender sent under a flow-control credit of
+    /// the destination's window (a Node's `SendEnvelope` step with flow
+    /// control on): it is not refused `Full`, since the windows bound what
+    /// a receiver can be sent ([`IngressQueue::push_data_credited`]).
+    /// Answers, credits and back-off notices ride the destination's
+    /// control lane whichever way they are routed: they are bounded by the
+    /// requests and windows in flight, and are never refused for room.
+    pub fn route_credited(&self, envelope: Envelope) -> Result<(), RouteError> {
+        self.route_with(envelope, true)
+    }
+
+    fn route_with(&self, envelope: Envelope, credited: bool) -> Result<(), RouteError> {
         if self.stopping.load(Ordering::Relaxed) && starts_work(&envelope) {
             self.counters
                 .refused_shutting_down
@@ -234,7 +249,13 @@ impl Router {
                 .fetch_add(1, Ordering::Relaxed);
             return Err(RouteError::UnknownPeer(Box::new(envelope)));
         };
-        match target.push_data(IngressEvent::Envelope(envelope)) {
+        let event = IngressEvent::Envelope(envelope);
+        let pushed = match &event {
+            IngressEvent::Envelope(envelope) if envelope.is_control() => target.push_control(event),
+            _ if credited => target.push_data_credited(event),
+            _ => target.push_data(event),
+        };
+        match pushed {
             Ok(()) => {
                 self.counters.routed.fetch_add(1, Ordering::Relaxed);
                 Ok(())

@@ -1,8 +1,9 @@
 //! Back-pressure between actor Nodes: a flood of requests against a Node
 //! with a small data lane never blocks the sender's thread and loses
-//! nothing unaccounted. Every request gets its answer or a typed refusal
-//! failure on the sender at once (no deadline wait), and the counts of the
-//! sender, the receiver, their mailboxes and the router add up.
+//! nothing: sends beyond the credit window wait at the sender, nothing is
+//! refused, every request is answered, and the counts of the sender, the
+//! receiver, their mailboxes and the router add up. A request to an
+//! unknown peer fails at once (no deadline wait).
 //!
 //! The receiver is made slow deterministically, without sleeps: a gate op
 //! holds its thread until the test opens the gate, so exactly its lane's
@@ -19,9 +20,9 @@ use nodeflow_actors::{
 use nodeflow_engine::sync::channel::{unbounded, Receiver, Sender};
 use nodeflow_engine::sync::Arc;
 use nodeflow_engine::{
-    Component, DispatchResult, ExecOrigin, Graph, GraphBuilder, IngressConfig, LocalOpId, Node,
-    NodeConfig, OpError, OpErrorKind, OpInputs, OpOutputs, PeerId, RuntimeResourceRef, SiteId,
-    SlotValue, U64Value,
+    Component, DispatchResult, ExecOrigin, FlowConfig, FrameworkConfig, Graph, GraphBuilder,
+    IngressConfig, LocalOpId, Node, NodeConfig, OpError, OpErrorKind, OpInputs, OpOutputs, PeerId,
+    RuntimeResourceRef, SiteId, SlotValue, U64Value,
 };
 
 /// Upper bound on any single wait.
@@ -140,9 +141,10 @@ fn next_finished(rx: &Receiver<ActorOutput>) -> (u64, Option<u64>) {
 }
 
 #[test]
-fn a_flood_against_a_slow_small_lane_node_is_answered_or_refused_and_accounted_for() {
+fn a_flood_against_a_held_small_lane_node_waits_for_credit_and_every_request_is_answered() {
     const N: u64 = 200;
     const LANE: usize = 5;
+    const WINDOW: u32 = 8;
     let router = Arc::new(Router::new());
     let clock: Arc<dyn Clock> = Arc::new(SystemClock::new());
     let (entered_tx, entered) = unbounded();
@@ -173,7 +175,21 @@ fn a_flood_against_a_slow_small_lane_node_is_answered_or_refused_and_accounted_f
         .unwrap();
     entered.recv_timeout(PATIENCE).unwrap();
 
-    let client_node = Node::builder(CLIENT).graph(client(SERVER)).build().unwrap();
+    let client_node = Node::builder(CLIENT)
+        .graph(client(SERVER))
+        .config(NodeConfig {
+            framework: FrameworkConfig {
+                flow: FlowConfig {
+                    window: WINDOW,
+                    return_batch: 2,
+                    ..FlowConfig::default()
+                },
+                ..FrameworkConfig::default()
+            },
+            ..NodeConfig::default()
+        })
+        .build()
+        .unwrap();
     let client = spawn(client_node, &router, &clock);
     let rx = client.subscribe().unwrap();
     for ticket in 1..=N {
@@ -181,86 +197,80 @@ fn a_flood_against_a_slow_small_lane_node_is_answered_or_refused_and_accounted_f
             .invoke(SiteId::new(0), vec![("x".into(), u64v(ticket * 7))], ticket)
             .unwrap();
     }
-
-    // While the server is held, every request that did not fit in its lane
-    // fails on the client at once: the client's thread never waited on it.
-    let held = N - LANE as u64;
-    let mut refused = Vec::new();
-    for _ in 0..held {
-        let (ticket, answer) = next_finished(&rx);
-        assert_eq!(
-            answer, None,
-            "ticket {ticket} was answered while the server was held"
+    // While the server is held, a window's worth of requests gets in (past
+    // the lane's capacity: they came with credit) and the rest wait at the
+    // client for credit; nothing is refused and nothing finishes.
+    let deadline = std::time::Instant::now() + PATIENCE;
+    while client.stats().routed < u64::from(WINDOW) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the window never filled"
         );
-        refused.push(ticket);
+        std::thread::yield_now();
     }
-    let stats = client.stats();
+    std::thread::sleep(Duration::from_millis(50));
     assert_eq!(
-        stats.routed, LANE as u64,
-        "exactly the lane's capacity got in"
+        client.stats().routed,
+        u64::from(WINDOW),
+        "one window, no more"
     );
-    assert!(stats.refused_full >= 1);
+    assert_eq!(client.stats().refused_full, 0);
+    assert!(rx.try_recv().is_err(), "nothing was answered or failed yet");
 
-    // Open the gate: the server drains its lane and answers what got in.
+    // Open the gate: credit flows back and every request is answered.
     open.send(()).unwrap();
     let mut answered = Vec::new();
-    for _ in 0..LANE {
+    for _ in 0..N {
         let (ticket, answer) = next_finished(&rx);
         assert_eq!(answer, Some(ticket * 7), "ticket {ticket}");
         answered.push(ticket);
     }
-    // Every request accounted for exactly once: answered or refused.
-    let mut all: Vec<u64> = refused.iter().chain(&answered).copied().collect();
-    all.sort_unstable();
-    assert_eq!(all, (1..=N).collect::<Vec<_>>());
-    assert_eq!(answered.len() + refused.len(), N as usize);
+    answered.sort_unstable();
+    assert_eq!(answered, (1..=N).collect::<Vec<_>>());
 
     // Stop the server first, so nothing it sends finds the client closed.
     let s = server.stop().unwrap();
     let c = client.stop().unwrap();
     let r = router.stats();
 
-    // The client: every envelope routed or refused; every refusal handed
-    // back to its Node and counted there; no request waited for a deadline.
-    assert_eq!(c.stats.envelopes_out, c.stats.routed + c.stats.refused_full);
-    assert_eq!(c.stats.routed, LANE as u64);
+    // The client: every envelope routed, nothing refused, failed or timed out.
+    assert_eq!(c.stats.envelopes_out, c.stats.routed);
     assert_eq!(
-        (c.stats.refused_unknown_peer, c.stats.refused_closed),
-        (0, 0)
+        (
+            c.stats.refused_full,
+            c.node.sends_refused,
+            c.node.ops_failed
+        ),
+        (0, 0, 0)
     );
-    assert_eq!(c.node.sends_refused, c.stats.refused_full);
     assert_eq!(c.node.timeouts, 0);
-    // Each refused request failed its Send op (refused by the router, or
-    // by the back-off a refusal set, before it was even sent).
-    assert_eq!(c.node.ops_failed, held);
-    assert!(c.node.ops_failed >= c.node.sends_refused);
     assert_eq!(c.node.executions_finished, N);
     assert_eq!((c.node.live_executions, c.node.parked), (0, 0));
-    // Its mailbox took the N invokes and everything the server routed to it.
-    assert_eq!(c.ingress.data.accepted, N + s.stats.routed);
-    assert_eq!(c.ingress.data.taken, c.ingress.data.accepted);
+    // Answers and credits came on the control lane, the invokes on data.
+    assert_eq!(c.ingress.data.accepted, N);
+    assert_eq!(c.ingress.control.accepted, s.stats.routed);
     assert_eq!((c.dropped_at_close, c.drain_incomplete), (0, false));
 
-    // The server: its lane refused exactly what the client was told about,
-    // took the gate invoke plus what fit, and ran each of them once.
-    assert_eq!(s.ingress.data.refused_full, c.node.sends_refused);
-    assert_eq!(s.ingress.data.accepted, LANE as u64 + 1);
+    // The server: it took the gate invoke plus every request, refused none,
+    // and never held more than one window beside the invoke.
+    assert_eq!(s.ingress.data.refused_full, 0);
+    assert_eq!(s.ingress.data.accepted, N + 1);
     assert_eq!(s.ingress.data.taken, s.ingress.data.accepted);
-    assert_eq!(s.ingress.data.high_water, LANE);
-    assert_eq!(s.node.executions_finished, LANE as u64 + 1);
-    // It answered every request (plus any back-off notice and clear) and
-    // none of its envelopes was refused.
-    assert!(s.stats.routed >= LANE as u64);
+    assert!(s.ingress.data.high_water <= WINDOW as usize + 1);
+    assert_eq!(s.node.executions_finished, N + 1);
     assert_eq!(s.stats.envelopes_out, s.stats.routed);
     assert_eq!(s.node.sends_refused, 0);
-    assert_eq!((s.dropped_at_close, s.drain_incomplete), (0, false));
 
-    // The router: both directions, and the same refusals.
+    // The router: both directions, no refusals.
     assert_eq!(r.routed, c.stats.routed + s.stats.routed);
-    assert_eq!(r.refused_full, c.stats.refused_full);
     assert_eq!(
-        (r.refused_unknown_peer, r.refused_closed, r.peers),
-        (0, 0, 0)
+        (
+            r.refused_full,
+            r.refused_unknown_peer,
+            r.refused_closed,
+            r.peers
+        ),
+        (0, 0, 0, 0)
     );
 }
 

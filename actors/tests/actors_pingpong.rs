@@ -177,7 +177,9 @@ fn n_requests_are_all_answered_correlated_and_accounted_for() {
     let account = m.account(0);
     assert_eq!(account.accepted, account.processed + account.queued);
     let cm = client.metrics();
-    assert_eq!(cm.ingress.data.accepted, 2 * N);
+    // Invokes on the data lane; answers (and credits) on the control lane.
+    assert_eq!(cm.ingress.data.accepted, N);
+    assert!(cm.ingress.control.accepted >= N);
     assert!(cm.mean_queue_wait_ns() < PATIENCE.as_nanos() as u64);
 
     let client_report = client.stop().unwrap();
@@ -192,9 +194,10 @@ fn n_requests_are_all_answered_correlated_and_accounted_for() {
     assert_eq!((c.outputs_forwarded, c.outputs_unobserved), (N, 0));
     assert!(c.polls >= 1);
     assert_eq!(client_report.node.executions_finished, N);
-    // Its data lane took N invokes plus N responses, every one popped.
-    assert_eq!(client_report.ingress.data.accepted, 2 * N);
-    assert_eq!(client_report.ingress.data.taken, 2 * N);
+    // Its data lane took N invokes, its control lane the N responses.
+    assert_eq!(client_report.ingress.data.accepted, N);
+    assert_eq!(client_report.ingress.data.taken, N);
+    assert_eq!(client_report.ingress.control.accepted, N);
     assert_eq!(client_report.dropped_at_close, 0);
     assert!(!client_report.drain_incomplete);
     // Server: N requests in, N responses routed.
@@ -208,7 +211,7 @@ fn n_requests_are_all_answered_correlated_and_accounted_for() {
 }
 
 #[test]
-fn unknown_peers_and_full_lanes_are_refused_typed_counted_and_never_block() {
+fn unknown_peers_are_refused_typed_and_an_undrained_peer_costs_a_window_and_deadlines() {
     let router = Arc::new(Router::new());
     // A registered Node nobody drains, with room for one envelope.
     let sink = Arc::new(IngressQueue::new(
@@ -219,8 +222,9 @@ fn unknown_peers_and_full_lanes_are_refused_typed_counted_and_never_block() {
         ByteBudget::new(1 << 20),
     ));
     router.register(SINK, Arc::clone(&sink)).unwrap();
-    // Refused requests fail at once (typed); the one that gets through waits
-    // for its short deadline, since nobody drains the sink's lane.
+    // Requests to nobody fail at once (typed); those to the sink come with
+    // credit, so its full lane takes them, and they wait for their short
+    // deadline, since nobody drains it.
     let timeout_ns = 20_000_000;
     let sender = spawn(
         node(
@@ -259,16 +263,17 @@ fn unknown_peers_and_full_lanes_are_refused_typed_counted_and_never_block() {
     assert_eq!(stats.refused_unknown_peer, 3);
     assert_eq!(
         (stats.routed, stats.refused_full),
-        (1, 2),
-        "one fits, two are refused"
+        (3, 0),
+        "credited requests are not refused for the lane's room"
     );
     assert_eq!(stats.refused_closed, 0);
     let r = router.stats();
     assert_eq!(
         (r.routed, r.refused_full, r.refused_unknown_peer),
-        (1, 2, 3)
+        (3, 0, 3)
     );
-    // The one that fit is the first request to the sink, moved as a value.
+    assert_eq!(sink.data_len(), 3, "one window bounds what it holds");
+    // The first is the first request to the sink, moved as a value.
     assert!(
         matches!(sink.try_pop(), Some(IngressEvent::Envelope(e)) if e.src == CLIENT && e.dst == SINK)
     );

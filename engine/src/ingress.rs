@@ -402,6 +402,18 @@ impl IngressQueue {
         self.push_on(Lane::Data, event)
     }
 
+    /// Pushes on the data lane an event whose room the sender holds a
+    /// flow-control credit for (the Router, for envelopes a Node sent
+    /// under its window; ARCHITECTURE §3.1). It is not refused `Full`: the
+    /// receiver's windows bound how many such events can be queued (at
+    /// most one window per sender), and they count in the lane's depth, so
+    /// uncredited pushes ([`IngressQueue::push_data`]: host invokes, app
+    /// events, bytes from outside) see the lane as full sooner. Refused
+    /// only when closed.
+    pub fn push_data_credited(&self, event: IngressEvent) -> Result<(), PushError<IngressEvent>> {
+        self.push_lane(Lane::Data, event, true)
+    }
+
     /// Pops the next event: control lane first, then data. Owner only.
     pub fn try_pop(&self) -> Option<IngressEvent> {
         if let Ok(event) = self.control.rx.try_recv() {
@@ -625,6 +637,16 @@ impl IngressQueue {
 
     /// The close and doorbell protocols around one send (module docs).
     fn push_on(&self, lane: Lane, event: IngressEvent) -> Result<(), PushError<IngressEvent>> {
+        self.push_lane(lane, event, false)
+    }
+
+    /// [`IngressQueue::push_on`]; a `credited` data push skips the capacity check.
+    fn push_lane(
+        &self,
+        lane: Lane,
+        event: IngressEvent,
+        credited: bool,
+    ) -> Result<(), PushError<IngressEvent>> {
         let lane = self.lane(lane);
         // Close protocol, step 1: enter.
         if self.state.fetch_add(1, Ordering::Relaxed) & CLOSED != 0 {
@@ -632,7 +654,7 @@ impl IngressQueue {
             lane.refused_closed.fetch_add(1, Ordering::Relaxed);
             return Err(PushError::Closed(event));
         }
-        let result = self.send(lane, event);
+        let result = self.send(lane, event, credited);
         // Close protocol, step 2: leave (after the send and the counters).
         self.leave();
         if result.is_ok() {
@@ -642,9 +664,19 @@ impl IngressQueue {
     }
 
     /// Sends on `lane`, reserving a data slot first; counts the outcome.
-    fn send(&self, lane: &LaneState, event: IngressEvent) -> Result<(), PushError<IngressEvent>> {
+    fn send(
+        &self,
+        lane: &LaneState,
+        event: IngressEvent,
+        credited: bool,
+    ) -> Result<(), PushError<IngressEvent>> {
         let bounded = std::ptr::eq(lane, &self.data);
-        if bounded && !self.reserve_data_slot() {
+        if bounded && credited {
+            let in_use = self.data.reserved.fetch_add(1, Ordering::Relaxed);
+            self.data
+                .high_water
+                .fetch_max(in_use + 1, Ordering::Relaxed);
+        } else if bounded && !self.reserve_data_slot() {
             lane.refused_full.fetch_add(1, Ordering::Relaxed);
             return Err(PushError::Full(event));
         }
@@ -769,9 +801,13 @@ impl Default for IngressConfig {
 }
 
 impl IngressEvent {
-    /// The lane [`IngressQueue::push`] routes this event to.
+    /// The lane [`IngressQueue::push`] routes this event to. Envelopes that
+    /// answer or grant credit ([`Envelope::is_control`]) ride the control
+    /// lane: they are bounded by the requests and windows in flight, and a
+    /// Node must take them even while it takes no new data.
     pub fn lane(&self) -> Lane {
         match self {
+            Self::Envelope(envelope) if envelope.is_control() => Lane::Control,
             Self::Completion { .. }
             | Self::CompletionFailed { .. }
             | Self::IngressError(_)

@@ -26,12 +26,13 @@ use crate::component::{Component, OpError, OpErrorKind};
 use crate::framework::{
     chain_id_from_targets, Address, AddressBook, AddressBookConfig, AnyLatches, BackoffConfig,
     BackoffTable, BackpressureConfig, BackpressureTracker, ChainContext, DeadlineMatchLatches,
-    EventSource, EventSourceConfig, GovernorConfig, HoldTable, HoldTableConfig, InboundDedup,
-    LatchConfig, MetricCounters, OutboundQueue, PeerGate, PeerGovernor, RecordBuffer,
-    RequestTracker, RngU64Source, RttConfig, RttConfigError, RttTracker, Scheduler, SeededRng,
-    SerializeQueue, SerializeQueueConfig, DEFAULT_DEDUP_WINDOW, DEFAULT_MAX_METRIC_NAMES,
-    DEFAULT_MAX_PENDING_REQUESTS, DEFAULT_MAX_RECORD_NAMES, DEFAULT_RECORD_CAPACITY,
-    OUTBOUND_QUEUE_DEFAULT_CAPACITY, PEER_GATE_DEFAULT_MAX_NAMES, SCHEDULER_DEFAULT_CAPACITY,
+    EventSource, EventSourceConfig, FlowConfig, FlowControl, GovernorConfig, HoldTable,
+    HoldTableConfig, InboundDedup, LatchConfig, MetricCounters, OutboundQueue, PeerGate,
+    PeerGovernor, RecordBuffer, RequestTracker, RngU64Source, RttConfig, RttConfigError,
+    RttTracker, Scheduler, SeededRng, SerializeQueue, SerializeQueueConfig, DEFAULT_DEDUP_WINDOW,
+    DEFAULT_MAX_METRIC_NAMES, DEFAULT_MAX_PENDING_REQUESTS, DEFAULT_MAX_RECORD_NAMES,
+    DEFAULT_RECORD_CAPACITY, OUTBOUND_QUEUE_DEFAULT_CAPACITY, PEER_GATE_DEFAULT_MAX_NAMES,
+    SCHEDULER_DEFAULT_CAPACITY,
 };
 use crate::graph::{Attribute, MetadataEntry};
 use crate::ids::{CommandId, ComponentRef, ExecId, IdCounter, NodeSiteId, OpRef, PeerId};
@@ -81,6 +82,8 @@ pub struct FrameworkConfig {
     pub latches: LatchConfig,
     /// Seed of the Node's deterministic random source.
     pub rng_seed: u64,
+    /// Credit windows between Nodes ([`FlowControl`]).
+    pub flow: FlowConfig,
 }
 
 impl Default for FrameworkConfig {
@@ -104,6 +107,7 @@ impl Default for FrameworkConfig {
             metric_max_names: DEFAULT_MAX_METRIC_NAMES,
             latches: LatchConfig::default(),
             rng_seed: 0,
+            flow: FlowConfig::default(),
         }
     }
 }
@@ -122,6 +126,7 @@ pub struct Framework {
     rtt: RttTracker,
     requests: RequestTracker,
     dedup: InboundDedup,
+    flow: FlowControl,
     peer_resolve_failures: Vec<(Option<PeerId>, OpRef)>,
     scheduler: Scheduler<TimerEvent>,
     serialize_queue: SerializeQueue,
@@ -150,6 +155,7 @@ impl Framework {
             rtt: RttTracker::new(config.rtt.clone())?,
             requests: RequestTracker::new(config.max_pending_requests),
             dedup: InboundDedup::new(config.dedup_window),
+            flow: FlowControl::new(config.flow),
             peer_resolve_failures: Vec::new(),
             scheduler: Scheduler::new(config.scheduler_capacity),
             serialize_queue: SerializeQueue::new(config.serialize_queue),
@@ -185,6 +191,7 @@ impl Framework {
                 outbound: &mut self.outbound,
                 rtt: &mut self.rtt,
                 requests: &mut self.requests,
+                flow: &mut self.flow,
                 dedup: &mut self.dedup,
                 pending_peer_resolve_failures: &mut self.peer_resolve_failures,
             },
@@ -283,6 +290,22 @@ impl Framework {
         &self.requests
     }
 
+    /// Credit windows (read-only).
+    pub fn flow(&self) -> &FlowControl {
+        &self.flow
+    }
+
+    /// Credit windows.
+    pub(crate) fn flow_mut(&mut self) -> &mut FlowControl {
+        &mut self.flow
+    }
+
+    /// The outbound queue and the credit windows at once (credits are
+    /// attached to queued envelopes).
+    pub(crate) fn outbound_and_flow(&mut self) -> (&mut OutboundQueue<Envelope>, &mut FlowControl) {
+        (&mut self.outbound, &mut self.flow)
+    }
+
     /// Event-source subscriptions (the engine subscribes source ops at start).
     pub fn event_source_mut(&mut self) -> &mut EventSource {
         &mut self.event_source
@@ -346,6 +369,8 @@ pub struct NetCtx<'a> {
     pub rtt: &'a mut RttTracker,
     /// In-flight wire requests by correlation token.
     pub requests: &'a mut RequestTracker,
+    /// Credit windows: a credited envelope leaves only with credit.
+    pub flow: &'a mut FlowControl,
     /// Recently seen inbound messages.
     pub dedup: &'a mut InboundDedup,
     /// Peers an op could not resolve during this cycle (reported as steps).
@@ -827,6 +852,7 @@ impl Framework {
             rtt: _,
             requests: _,
             dedup: _,
+            flow: _,
             peer_resolve_failures: _,
             scheduler: _,
             serialize_queue: _, // value by value (`holders`)

@@ -7,7 +7,7 @@ use nodeflow_engine::{
     ComponentRef, Composite, DecodeContext, EncodeError, Envelope, EnvelopeKind, F64Value, Fill,
     FillError, FillTarget, I64Value, Payload, PeerId, PeerIdValue, SiteId, SlotValue, Trigger,
     TypeTag, U64Value, ValueDecodeError, ValueLimits, ValueReader, ValueRegistry, WireDecodeError,
-    WireLimits,
+    WireLimits, WIRE_SCHEMA_VERSION,
 };
 
 const SRC: PeerId = PeerId::new(0x51);
@@ -193,8 +193,9 @@ fn a_peer_without_the_user_type_gets_a_typed_error_for_that_fill() {
 
 #[test]
 fn small_envelopes_stay_compact() {
-    // schema 1 + src 1 + dst 2 + kind 1 + two options 2 + reply count 1
-    // + fill count 1 + target 1 + site 1 + name 2 + tag 1 + payload 1 + 8.
+    // schema 1 + src 1 + dst 2 + kind 1 + two options 2 + credit 1
+    // + failure option 1 + reply count 1 + fill count 1 + target 1 + site 1
+    // + name 2 + tag 1 + payload 1 + 8.
     let envelope = Envelope::new(SRC, DST, EnvelopeKind::OneWay).with_fill(Fill::site(
         SiteId::new(1),
         "x",
@@ -202,7 +203,7 @@ fn small_envelopes_stay_compact() {
     ));
     let mut bytes = Vec::new();
     encode_envelope(&envelope, &WireLimits::default(), &mut bytes).unwrap();
-    assert_eq!(bytes.len(), 23);
+    assert_eq!(bytes.len(), 25);
 }
 
 #[test]
@@ -219,7 +220,7 @@ fn a_foreign_schema_is_refused_whole() {
         decode_envelope(&bytes, &WireLimits::default()).unwrap_err(),
         WireDecodeError::SchemaMismatch {
             found: 9,
-            expected: 1
+            expected: WIRE_SCHEMA_VERSION
         }
     );
 }

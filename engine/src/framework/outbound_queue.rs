@@ -90,6 +90,11 @@ impl<T> OutboundQueue<T> {
         self.items.drain(..)
     }
 
+    /// The queued items, oldest first, for editing in place.
+    pub fn iter_mut(&mut self) -> std::collections::vec_deque::IterMut<'_, T> {
+        self.items.iter_mut()
+    }
+
     /// The oldest item, without removing it.
     pub fn front(&self) -> Option<&T> {
         self.items.front()

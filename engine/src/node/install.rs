@@ -172,6 +172,21 @@ pub(crate) struct CompiledGraph {
 }
 
 impl CompiledGraph {
+    /// Whether a `Reply` op fired, given an execution's per-op `fired`
+    /// flags (an execution started by a request that ends without one is
+    /// answered with a failure).
+    pub fn replied(&self, fired: &[bool]) -> bool {
+        self.ops.iter().zip(fired).any(|(op, fired)| {
+            *fired
+                && matches!(
+                    op.dispatch,
+                    Dispatch::Syscall(crate::syscall::Syscall::Wire(
+                        crate::syscall::WireSyscall::Reply
+                    ))
+                )
+        })
+    }
+
     /// Value index of the graph input named `name`.
     pub fn input_index(&self, name: &str) -> Option<u32> {
         self.graph

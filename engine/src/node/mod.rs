@@ -42,6 +42,7 @@
 //! execution ends. After any workload has finished, the budget is back at
 //! zero.
 
+mod flow;
 mod install;
 mod snapshot;
 
@@ -735,6 +736,15 @@ struct ControlCall {
     timer: Option<TimerId>,
 }
 
+/// The failure a requester sees when a control-plane op produced no value.
+fn no_answer() -> OpError {
+    OpError::new(
+        OpErrorKind::InvalidOutput,
+        "reply.empty",
+        "the control-plane op finished without producing an answer",
+    )
+}
+
 /// Site of the [`OpRef`] reported for control-plane ops (they belong to no
 /// graph); the op index is the component's index.
 pub const CONTROL_SITE: SiteId = SiteId::new(u32::MAX);
@@ -963,6 +973,9 @@ impl Node {
         if from != self.peer {
             return;
         }
+        if kind == EnvelopeKind::OneWay || kind == EnvelopeKind::Request {
+            self.refund_credit(to);
+        }
         match reason {
             SendRefusal::Full => {
                 let retry = self.framework.backpressure_mut().config().retry_after_ns;
@@ -1018,7 +1031,7 @@ impl Node {
             || !self.completions.is_empty()
             || !self.staged.is_empty()
             || self.ingress.control_len() > 0
-            || (self.ingress.data_len() > 0 && self.is_bootstrapped())
+            || (self.ingress.data_len() > 0 && self.takes_data())
             || !self.bus.is_empty()
     }
 
@@ -1144,7 +1157,8 @@ impl Node {
         for _ in 0..self.config.ingress_per_poll {
             // Data-lane events wait until bootstrap graphs are done; the
             // control lane always drains (bootstrap ops may be parked).
-            let bootstrapped = self.is_bootstrapped();
+            // A Node stalled on flow-control credit takes no new data either.
+            let bootstrapped = self.takes_data();
             let staged = match self.staged.front() {
                 Some(event) if bootstrapped || event.lane() == Lane::Control => {
                     self.staged.pop_front()
@@ -1261,9 +1275,19 @@ impl Node {
     /// start one execution per target site.
     fn receive(&mut self, envelope: Envelope, now_ns: u64) {
         let from = envelope.src;
+        if self.note_flow(&envelope) {
+            return;
+        }
         let governor = self.framework.governor();
         if governor.is_blocked(from) || (governor.allowlist_mode() && !governor.is_allowed(from)) {
             self.receive_failed(Some(from), format!("{from} is refused by peer policy"));
+            if let (EnvelopeKind::Request, Some(token)) = (envelope.kind, envelope.wire_req_id) {
+                let refusal = Self::refusal(
+                    "gate.peer_refused",
+                    format!("{from} is refused by peer policy"),
+                );
+                self.respond(from, token, Err(refusal));
+            }
             return;
         }
         match envelope.kind {
@@ -1283,6 +1307,8 @@ impl Node {
                 self.framework.backoff_mut().record_success(from);
                 return;
             }
+            // Credit-only envelopes were handled above.
+            EnvelopeKind::Credit => return,
             EnvelopeKind::Request => {
                 if let Some(token) = envelope.wire_req_id {
                     if !self.framework.dedup_mut().check_and_insert(from, token) {
@@ -1305,7 +1331,7 @@ impl Node {
         };
         let mut by_site: Vec<(SiteId, NamedValues)> = Vec::new();
         let mut control = Vec::new();
-        let request = match envelope.kind {
+        let mut request = match envelope.kind {
             EnvelopeKind::Request => envelope.wire_req_id,
             _ => None,
         };
@@ -1330,7 +1356,13 @@ impl Node {
                 payload => match decode_payload(&payload, &self.registry, &self.config.values) {
                     Ok(value) => value,
                     Err(err) => {
-                        self.receive_failed(Some(from), format!("fill for `{input}`: {err}"));
+                        let detail = format!("fill for `{input}`: {err}");
+                        self.receive_failed(Some(from), detail.clone());
+                        if let Some(token) = request.take() {
+                            let error =
+                                OpError::new(OpErrorKind::InvalidInput, "wire.bad_fill", detail);
+                            self.respond(from, token, Err(error));
+                        }
                         continue;
                     }
                 },
@@ -1340,10 +1372,28 @@ impl Node {
                 None => by_site.push((site, vec![(input, value)])),
             }
         }
+        if let (Some(token), true, true) = (request, by_site.is_empty(), control.is_empty()) {
+            let error = OpError::new(
+                OpErrorKind::InvalidInput,
+                "request.empty",
+                "the request carried no fill this Node could run",
+            );
+            self.respond(from, token, Err(error));
+        }
         for (site, inputs) in by_site {
             if let Err(err) =
                 self.start_with_inputs(site, ExecOrigin::Envelope { from }, inbound, inputs)
             {
+                if let Some(token) = request.take() {
+                    let kind = match err {
+                        InvokeError::TooManyExecutions { .. } | InvokeError::Budget { .. } => {
+                            OpErrorKind::ResourceExhausted
+                        }
+                        _ => OpErrorKind::InvalidInput,
+                    };
+                    let error = OpError::new(kind, "request.refused", err.to_string());
+                    self.respond(from, token, Err(error));
+                }
                 self.receive_failed(Some(from), err.to_string());
             }
         }
@@ -1356,9 +1406,12 @@ impl Node {
                 payload => match decode_payload(&payload, &self.registry, &self.config.values) {
                     Ok(value) => value,
                     Err(err) => {
-                        self.receive_failed(Some(from), format!("fill for `{op}`: {err}"));
+                        let detail = format!("fill for `{op}`: {err}");
+                        self.receive_failed(Some(from), detail.clone());
                         if let Some(token) = request {
-                            self.respond(from, token, None);
+                            let error =
+                                OpError::new(OpErrorKind::InvalidInput, "wire.bad_fill", detail);
+                            self.respond(from, token, Err(error));
                         }
                         continue;
                     }
@@ -1403,6 +1456,13 @@ impl Node {
             self.framework.governor_mut().record_success(from, now_ns)
         {
             let _ = self.bus.publish(NodeEvent::PeerCameUp { peer });
+        }
+        if let Some(failure) = envelope.failure {
+            // The peer knows why: fail the `Send` now with its reason.
+            if self.parked.contains_key(&pending.cmd) {
+                self.fail_parked_op(pending.cmd, Self::remote_failure(from, failure));
+            }
+            return;
         }
         let completion = match envelope.fills.into_iter().next() {
             None => Completion::Failed {
@@ -1526,12 +1586,11 @@ impl Node {
             .and_then(Option::as_deref)
             .and_then(|c| c.resolve_op(op));
         let (Some(local), Some(exec_id)) = (local, self.exec_ids.mint().map(ExecId::new)) else {
-            self.receive_failed(
-                Some(from),
-                format!("{component} has no op `{op}` (or ids are exhausted)"),
-            );
+            let detail = format!("{component} has no op `{op}` (or ids are exhausted)");
+            self.receive_failed(Some(from), detail.clone());
             if let Some(token) = request {
-                self.respond(from, token, None);
+                let error = OpError::new(OpErrorKind::InvalidInput, "request.no_such_op", detail);
+                self.respond(from, token, Err(error));
             }
             return;
         };
@@ -1572,7 +1631,7 @@ impl Node {
             Ok(Ok(DispatchResult::Immediate)) => {
                 let value = self.scratch_outputs.drain(..).next();
                 if let Some((to, token)) = reply {
-                    self.respond(to, token, value);
+                    self.respond(to, token, value.ok_or_else(no_answer));
                 }
             }
             Ok(Ok(DispatchResult::Async(cmd))) => {
@@ -1614,23 +1673,10 @@ impl Node {
         error: OpError,
     ) {
         self.stats.ops_failed += 1;
-        self.steps.push(Step::OpFailed { exec, op, error });
         if let Some((to, token)) = reply {
-            self.respond(to, token, None);
+            self.respond(to, token, Err(error.clone()));
         }
-    }
-
-    /// Queues a response to request `token` of `to` (empty: the op failed).
-    fn respond(&mut self, to: PeerId, token: u64, value: Option<Box<dyn SlotValue>>) {
-        let mut response =
-            Envelope::new(self.peer, to, EnvelopeKind::Response).with_request_id(token);
-        if let Some(value) = value {
-            response = response.with_fill(crate::wire::Fill {
-                target: FillTarget::Response,
-                payload: crate::wire::Payload::Value(value),
-            });
-        }
-        self.framework.outbound().push(response);
+        self.steps.push(Step::OpFailed { exec, op, error });
     }
 
     /// Finishes a parked control-plane op; `false` if `cmd` is not one.
@@ -1645,7 +1691,7 @@ impl Node {
             ControlOutcome::Value(value) => {
                 self.stats.completions += 1;
                 if let Some((to, token)) = call.reply {
-                    self.respond(to, token, value);
+                    self.respond(to, token, value.ok_or_else(no_answer));
                 }
             }
             ControlOutcome::Failed(detail) => {
@@ -1661,7 +1707,12 @@ impl Node {
                     cmd,
                 });
                 if let Some((to, token)) = call.reply {
-                    self.respond(to, token, None);
+                    let error = OpError::new(
+                        OpErrorKind::Timeout,
+                        "deadline.expired",
+                        format!("control-plane op {} passed its deadline", call.op),
+                    );
+                    self.respond(to, token, Err(error));
                 }
             }
         }
@@ -1745,6 +1796,26 @@ impl Node {
 
     fn expire(&mut self, cmd: CommandId) {
         if self.finish_control(cmd, ControlOutcome::TimedOut) {
+            return;
+        }
+        if let Some(held) = self.framework.flow_mut().cancel(cmd) {
+            // It never left: fail with the reason, not a bare timeout.
+            if let Some(token) = held.envelope.wire_req_id {
+                if held.completes.is_none() {
+                    self.framework.requests_mut().resolve(token);
+                }
+            }
+            self.stats.timeouts += 1;
+            let error = OpError::new(
+                OpErrorKind::Timeout,
+                "wire.no_credit",
+                format!(
+                    "{} granted no flow-control credit before the deadline (its mailbox is \
+                     not draining); nothing was sent",
+                    held.envelope.dst
+                ),
+            );
+            self.fail_parked_op(cmd, error);
             return;
         }
         let Some(parked) = self.parked.remove(&cmd) else {
@@ -1916,6 +1987,7 @@ impl Node {
             self.report_drop(DropReason::OutboundFull, outbound_dropped);
         }
         debug_assert!(self.stats.dropped >= dropped_before);
+        self.return_credits(false);
         if !self.framework.outbound().is_empty() {
             for envelope in self.framework.outbound().drain() {
                 self.steps.push(Step::SendEnvelope(envelope));
@@ -2419,6 +2491,12 @@ impl Node {
         let (id, site, origin, parent_cmd) = (exec.id, exec.site, exec.origin, exec.parent_cmd);
         let site_index = site.as_u32() as usize;
         let graph = &self.graphs[site_index];
+        let unreplied = match (exec.inbound.src_peer, exec.inbound.wire_req_id, origin) {
+            (Some(to), Some(token), ExecOrigin::Envelope { .. }) if !graph.replied(&exec.fired) => {
+                Some((to, token))
+            }
+            _ => None,
+        };
         let mut outputs = Vec::with_capacity(graph.graph.outputs.len());
         let mut missing = Vec::new();
         for (position, info) in graph.graph.outputs.iter().enumerate() {
@@ -2499,6 +2577,9 @@ impl Node {
                     missing,
                 });
             }
+        }
+        if let Some((to, token)) = unreplied {
+            self.answer_unreplied(id, to, token);
         }
         if self.bootstrap_live.is_none() && !self.bootstrap_queue.is_empty() {
             self.next_bootstrap();

@@ -47,7 +47,7 @@ use super::{
 use crate::budget::{ByteCharge, CopyInError};
 use crate::bus::AppIngressError;
 use crate::component::OpError;
-use crate::framework::{Address, TimerId};
+use crate::framework::{Address, FlowLedger, Held, TimerId};
 use crate::ids::{CommandId, EventKind, ExecId, IdCounter, Incarnation, OpRef, PeerId, SiteId};
 use crate::ingress::{CompletionPayload, IngressEvent};
 use crate::runtime::{FrameworkState, InboundCtx, TimerEvent};
@@ -55,7 +55,7 @@ use crate::value::{EncodeError, NamedValues, SlotValue, TypeTag, ValueDecodeErro
 use crate::wire::{Envelope, EnvelopeKind, Fill, FillTarget, Payload};
 
 /// Version of the snapshot layout this build writes and reads.
-pub const SNAPSHOT_VERSION: u32 = 1;
+pub const SNAPSHOT_VERSION: u32 = 2;
 
 /// Header bytes before the body: version (4) and checksum (8).
 const HEADER_LEN: usize = 12;
@@ -320,6 +320,18 @@ impl Node {
             .iter()
             .map(|envelope| EnvelopeSnap::capture(envelope, "outbound envelope"))
             .collect::<Result<_, _>>()?;
+        let held = self
+            .framework
+            .flow()
+            .held()
+            .map(|held| {
+                Ok(HeldSnap {
+                    cmd: held.cmd,
+                    completes: held.completes,
+                    envelope: EnvelopeSnap::capture(&held.envelope, "envelope waiting for credit")?,
+                })
+            })
+            .collect::<Result<_, SnapshotError>>()?;
 
         let mut on_trigger: Vec<(EventKind, Vec<OpRef>)> = self
             .on_trigger
@@ -365,6 +377,8 @@ impl Node {
             serialize,
             records,
             outbound,
+            held,
+            flow: self.framework.flow().ledger(),
             on_trigger,
             bootstrap_queue: self.bootstrap_queue.iter().copied().collect(),
             bootstrap_live: self.bootstrap_live,
@@ -462,6 +476,17 @@ impl Node {
             .into_iter()
             .map(|e| e.restore(&cx))
             .collect::<Result<Vec<_>, _>>()?;
+        let held = snap
+            .held
+            .into_iter()
+            .map(|h| {
+                Ok(Held {
+                    cmd: h.cmd,
+                    completes: h.completes,
+                    envelope: h.envelope.restore(&cx)?,
+                })
+            })
+            .collect::<Result<Vec<_>, RestoreError>>()?;
         let slots = self.slots.clone();
         for (slot, state) in snap.components {
             let component = slots
@@ -507,6 +532,16 @@ impl Node {
         for envelope in outbound {
             holders.outbound.push(envelope);
         }
+        for held in held {
+            self.framework
+                .flow_mut()
+                .restore_held(held)
+                .map_err(|e| RestoreError::Decode(format!("envelope waiting for credit: {e}")))?;
+        }
+        self.framework.flow_mut().adopt(&snap.flow);
+        let mut released = Vec::new();
+        self.framework.flow_mut().release_ready(&mut released);
+        self.release_held(released);
         self.execs = execs;
         self.free = snap.free;
         self.live = live;
@@ -568,11 +603,22 @@ struct NodeSnapshot {
     serialize: Vec<(String, ValueSnap)>,
     records: Vec<(String, u64, ValueSnap)>,
     outbound: Vec<EnvelopeSnap>,
+    /// Envelopes waiting for flow-control credit, in order per receiver.
+    held: Vec<HeldSnap>,
+    flow: FlowLedger,
     on_trigger: Vec<(EventKind, Vec<OpRef>)>,
     bootstrap_queue: Vec<SiteId>,
     bootstrap_live: Option<ExecId>,
     started: bool,
     components: Vec<(String, Vec<u8>)>,
+}
+
+/// An envelope waiting for credit and the command parked on it.
+#[derive(Serialize, Deserialize)]
+struct HeldSnap {
+    cmd: CommandId,
+    completes: Option<u8>,
+    envelope: EnvelopeSnap,
 }
 
 /// One encoded value.
@@ -687,6 +733,9 @@ struct EnvelopeSnap {
     remaining_deadline_ns: Option<u64>,
     reply_to: Vec<Address>,
     fills: Vec<FillSnap>,
+    credit: u32,
+    /// A response's failure: kind index (the wire's), reason, detail.
+    failure: Option<(u8, String, String)>,
 }
 
 #[derive(Clone, Copy, Serialize, Deserialize)]
@@ -696,6 +745,7 @@ enum KindSnap {
     Response,
     BackoffNotice { retry_after_ns: u64 },
     BackoffClear,
+    Credit,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -897,6 +947,7 @@ impl EnvelopeSnap {
                 KindSnap::BackoffNotice { retry_after_ns }
             }
             EnvelopeKind::BackoffClear => KindSnap::BackoffClear,
+            EnvelopeKind::Credit => KindSnap::Credit,
         };
         let mut fills = Vec::with_capacity(envelope.fills.len());
         for (index, fill) in envelope.fills.iter().enumerate() {
@@ -941,6 +992,14 @@ impl EnvelopeSnap {
             remaining_deadline_ns: envelope.remaining_deadline_ns,
             reply_to: envelope.reply_to.clone(),
             fills,
+            credit: envelope.credit,
+            failure: envelope.failure.as_ref().map(|error| {
+                (
+                    crate::wire::error_kind_index(error.kind),
+                    error.reason.to_string(),
+                    error.detail.clone(),
+                )
+            }),
         })
     }
 }
@@ -1113,6 +1172,7 @@ impl EnvelopeSnap {
                 EnvelopeKind::BackoffNotice { retry_after_ns }
             }
             KindSnap::BackoffClear => EnvelopeKind::BackoffClear,
+            KindSnap::Credit => EnvelopeKind::Credit,
         };
         let src = self.src;
         let mut fills = Vec::with_capacity(self.fills.len());
@@ -1145,6 +1205,12 @@ impl EnvelopeSnap {
             remaining_deadline_ns: self.remaining_deadline_ns,
             reply_to: self.reply_to,
             fills,
+            credit: self.credit,
+            failure: self.failure.map(|(kind, reason, detail)| {
+                let kind = crate::wire::error_kind_from_index(kind)
+                    .unwrap_or(crate::component::OpErrorKind::Failed);
+                OpError::new(kind, reason, detail)
+            }),
         })
     }
 }

@@ -5,12 +5,24 @@
 //! | `Send` | value, and a [`crate::PeerIdValue`] unless `peer` is set | request: the response; one-way: 0 or 1 ([`Trigger`] once queued) | `peer` (int, optional); **either** `site` (int) + `input` (string) — data plane, **or** `component` (int) + `op` (string) — control plane; `request` (int 0/1, default 0); `timeout_ns` (int, default 5 s) | checks the peer governor and back-off table, then queues an envelope for the outbound phase. A request mints a correlation token (from 1) in the request tracker with a deadline taken from the RTT estimate (falling back to `timeout_ns`), never later than the deadline this execution inherited, and parks until the response, failure or deadline | Refused `gate.peer_*`, `wire.backoff`; ResourceExhausted `wire.requests_full`, `command_id.exhausted`; Timeout `deadline.expired` when the inherited deadline has already passed; after the host reports the envelope refused (`Node::report_send_refused`): Refused `wire.peer_full`, `wire.unknown_peer`, `wire.peer_closed` |
 //! | `Reply` | value | 0 or 1 ([`Trigger`]) | — | answers the request that started this execution: a `Response` envelope to its sender with its token | Failed `reply.no_request` outside a request |
 //!
+//! Flow control: a one-way or request envelope leaves only with a credit of
+//! its destination's window (`FlowControl`); without one it is held and the
+//! `Send` parks (Async) until credit returns — a one-way `Send` then
+//! completes, a request keeps waiting for its answer — or until the op's
+//! deadline (`timeout_ns`, else the Node's default async timeout), when it
+//! fails Timeout `wire.no_credit` and the envelope is dropped (counted).
+//! ResourceExhausted `wire.flow_held_full` when the Node already holds its
+//! cap of envelopes. A request whose handler fails, or that the receiver
+//! refuses, is answered at once with a typed failure: the `Send` fails with
+//! the remote kind and reason.
+//!
 //! Deadline propagation: every envelope sent by an execution that was started
 //! by an envelope carries the time that execution has left
 //! (`remaining_deadline_ns` minus what elapsed since arrival), and a request
 //! never asks for more than that.
 
 use crate::component::{DispatchResult, OpError, OpErrorKind, OpInputs, OpOutputs};
+use crate::framework::HoldError;
 use crate::ids::{ComponentRef, NodeSiteId, SiteId};
 use crate::runtime::RuntimeResourceRef;
 use crate::syscall::gates::{admit, peer_source, resolve, PeerSource};
@@ -217,6 +229,20 @@ fn send(
         if let Some(budget) = inherited {
             envelope = envelope.with_remaining_deadline_ns(budget);
         }
+        let envelope = match ctx.net.flow.try_send(envelope) {
+            Ok(envelope) => envelope,
+            Err(envelope) => {
+                // No credit for `peer` yet: park until it returns (or the
+                // op's deadline passes) instead of refusing.
+                let cmd = ctx.allocate_command_id()?;
+                let declared = outputs.declared().min(1) as u8;
+                ctx.net
+                    .flow
+                    .hold(cmd, envelope, Some(declared))
+                    .map_err(hold_failed)?;
+                return Ok(DispatchResult::Async(cmd));
+            }
+        };
         ctx.net.outbound.push(envelope);
         if outputs.declared() == 1 {
             outputs.push(Box::new(Trigger))?;
@@ -245,8 +271,28 @@ fn send(
     envelope = envelope
         .with_request_id(token)
         .with_remaining_deadline_ns(budget);
-    ctx.net.outbound.push(envelope);
+    match ctx.net.flow.try_send(envelope) {
+        Ok(envelope) => {
+            ctx.net.outbound.push(envelope);
+        }
+        Err(envelope) => {
+            // Held until credit returns; the request's deadline covers the wait.
+            if let Err(err) = ctx.net.flow.hold(cmd, envelope, None) {
+                ctx.net.requests.resolve(token);
+                return Err(hold_failed(err));
+            }
+        }
+    }
     Ok(DispatchResult::Async(cmd))
+}
+
+/// The typed failure of a `Send` that could not even wait for credit.
+fn hold_failed(err: HoldError) -> OpError {
+    OpError::new(
+        OpErrorKind::ResourceExhausted,
+        "wire.flow_held_full",
+        format!("{err}; nothing was sent"),
+    )
 }
 
 fn reply(

@@ -10,7 +10,10 @@
 //!    rather than a parse error;
 //! 2. header: `src: u64`, `dst: u64`, kind (variant index, then
 //!    `retry_after_ns` for `BackoffNotice`), `wire_req_id: Option<u64>`,
-//!    `remaining_deadline_ns: Option<u64>`;
+//!    `remaining_deadline_ns: Option<u64>`, `credit: u32`;
+//! 2b. failure (`Option`): error kind index (`u8`), reason and detail as
+//!    byte strings, capped at [`WireLimits::max_name_bytes`] and
+//!    [`crate::COMPLETION_DETAIL_CAP`] before they are copied;
 //! 3. `reply_to` count (`u64`), then each address's binary form
 //!    ([`Address::encode`]) as a byte string;
 //! 4. fill count (`u64`), then per fill: target (variant index; `site: u32`
@@ -42,8 +45,10 @@
 use serde::de::{self, Deserializer, Visitor};
 use serde::{Deserialize, Serialize, Serializer};
 
+use crate::component::{OpError, OpErrorKind};
 use crate::framework::Address;
 use crate::ids::{ComponentRef, PeerId, SiteId};
+use crate::ingress::COMPLETION_DETAIL_CAP;
 use crate::value::{EncodeError, SlotValue, TypeTag, ValueDecodeError, ValueLimits, ValueRegistry};
 use crate::wire::{Envelope, EnvelopeKind, Fill, FillTarget, Payload, WIRE_SCHEMA_VERSION};
 
@@ -301,6 +306,11 @@ pub fn decode_envelope(
             Err(reason) => rejected.push(RejectedFill { index, reason }),
         }
     }
+    let failure = view
+        .failure
+        .as_ref()
+        .map(|raw| own_failure(raw, limits))
+        .transpose()?;
     let header = view.header;
     let envelope = Envelope {
         schema: WIRE_SCHEMA_VERSION,
@@ -311,6 +321,8 @@ pub fn decode_envelope(
         remaining_deadline_ns: header.remaining_deadline_ns,
         reply_to,
         fills,
+        credit: header.credit,
+        failure,
     };
     Ok(DecodedEnvelope { envelope, rejected })
 }
@@ -340,6 +352,45 @@ struct WireHeader {
     kind: WireKind,
     wire_req_id: Option<u64>,
     remaining_deadline_ns: Option<u64>,
+    credit: u32,
+}
+
+/// A response's typed failure on the wire; strings stay raw bytes until
+/// their caps are checked.
+#[derive(Serialize, Deserialize)]
+struct WireFailure<'a> {
+    kind: u8,
+    #[serde(borrow)]
+    reason: WireBytes<'a>,
+    #[serde(borrow)]
+    detail: WireBytes<'a>,
+}
+
+/// [`OpErrorKind`]s in wire order (the index is part of the layout).
+const WIRE_ERROR_KINDS: [OpErrorKind; 10] = [
+    OpErrorKind::InvalidInput,
+    OpErrorKind::InvalidOutput,
+    OpErrorKind::InvalidAttribute,
+    OpErrorKind::Dependency,
+    OpErrorKind::ResourceExhausted,
+    OpErrorKind::Refused,
+    OpErrorKind::Timeout,
+    OpErrorKind::Failed,
+    OpErrorKind::Panicked,
+    OpErrorKind::Internal,
+];
+
+/// The stable index of `kind` (its place in the wire layout).
+pub(crate) fn error_kind_index(kind: OpErrorKind) -> u8 {
+    WIRE_ERROR_KINDS
+        .iter()
+        .position(|k| *k == kind)
+        .unwrap_or(WIRE_ERROR_KINDS.len() - 1) as u8
+}
+
+/// The kind at a stable index; `None` for an index no build wrote.
+pub(crate) fn error_kind_from_index(index: u8) -> Option<OpErrorKind> {
+    WIRE_ERROR_KINDS.get(usize::from(index)).copied()
 }
 
 /// [`EnvelopeKind`] on the wire; variant order is part of the layout.
@@ -350,6 +401,7 @@ enum WireKind {
     Response,
     BackoffNotice { retry_after_ns: u64 },
     BackoffClear,
+    Credit,
 }
 
 /// One fill, borrowing its names and payload from the input.
@@ -386,6 +438,7 @@ struct WireBytes<'a>(&'a [u8]);
 /// The parsed, still borrowed, envelope.
 struct WireView<'a> {
     header: WireHeader,
+    failure: Option<WireFailure<'a>>,
     reply_to: Vec<&'a [u8]>,
     fills: Vec<WireFill<'a>>,
 }
@@ -405,8 +458,15 @@ fn write_envelope(
             kind: envelope.kind.into(),
             wire_req_id: envelope.wire_req_id,
             remaining_deadline_ns: envelope.remaining_deadline_ns,
+            credit: envelope.credit,
         },
     );
+    let failure = envelope.failure.as_ref().map(|error| WireFailure {
+        kind: error_kind_index(error.kind),
+        reason: WireBytes(clip(&error.reason, limits.max_name_bytes).as_bytes()),
+        detail: WireBytes(clip(&error.detail, COMPLETION_DETAIL_CAP).as_bytes()),
+    });
+    put(out, &failure);
     put(out, &(envelope.reply_to.len() as u64));
     let mut scratch = Vec::with_capacity(crate::framework::ADDRESS_BINARY_CAP);
     for address in &envelope.reply_to {
@@ -495,6 +555,7 @@ fn parse_view<'a>(bytes: &'a [u8], limits: &WireLimits) -> Result<WireView<'a>, 
         });
     }
     let (header, rest) = take::<WireHeader>(rest, "header")?;
+    let (failure, rest) = take::<Option<WireFailure<'a>>>(rest, "failure")?;
 
     let (count, mut rest) = take::<u64>(rest, "reply_to count")?;
     let count =
@@ -526,6 +587,7 @@ fn parse_view<'a>(bytes: &'a [u8], limits: &WireLimits) -> Result<WireView<'a>, 
     }
     Ok(WireView {
         header,
+        failure,
         reply_to,
         fills,
     })
@@ -558,6 +620,42 @@ fn decode_address(index: usize, raw: &[u8]) -> Result<Address, WireDecodeError> 
         });
     }
     Ok(address)
+}
+
+/// `text` cut to at most `cap` bytes at a UTF-8 character boundary.
+fn clip(text: &str, cap: usize) -> &str {
+    if text.len() <= cap {
+        return text;
+    }
+    let mut end = cap;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    &text[..end]
+}
+
+/// Checks a borrowed failure against its caps, then copies it out.
+fn own_failure(raw: &WireFailure<'_>, limits: &WireLimits) -> Result<OpError, WireDecodeError> {
+    let malformed = |detail: String| WireDecodeError::Malformed {
+        section: "failure",
+        detail,
+    };
+    let kind = error_kind_from_index(raw.kind)
+        .ok_or_else(|| malformed(format!("unknown error kind {}", raw.kind)))?;
+    let text = |raw: &[u8], cap: usize, what: &str| -> Result<String, WireDecodeError> {
+        if raw.len() > cap {
+            return Err(malformed(format!(
+                "{what} is {} bytes, over the cap of {cap}",
+                raw.len()
+            )));
+        }
+        std::str::from_utf8(raw)
+            .map(str::to_owned)
+            .map_err(|_| malformed(format!("{what} is not UTF-8")))
+    };
+    let reason = text(raw.reason.0, limits.max_name_bytes, "reason")?;
+    let detail = text(raw.detail.0, COMPLETION_DETAIL_CAP, "detail")?;
+    Ok(OpError::new(kind, reason, detail))
 }
 
 /// Checks one borrowed fill against the per-fill caps and copies it out.
@@ -610,6 +708,7 @@ impl From<EnvelopeKind> for WireKind {
                 Self::BackoffNotice { retry_after_ns }
             }
             EnvelopeKind::BackoffClear => Self::BackoffClear,
+            EnvelopeKind::Credit => Self::Credit,
         }
     }
 }
@@ -622,6 +721,7 @@ impl From<WireKind> for EnvelopeKind {
             WireKind::Response => Self::Response,
             WireKind::BackoffNotice { retry_after_ns } => Self::BackoffNotice { retry_after_ns },
             WireKind::BackoffClear => Self::BackoffClear,
+            WireKind::Credit => Self::Credit,
         }
     }
 }
@@ -700,7 +800,7 @@ mod tests {
     const PEER_A: PeerId = PeerId::new(0xa);
     const PEER_B: PeerId = PeerId::new(0xb);
 
-    fn kinds() -> [EnvelopeKind; 5] {
+    fn kinds() -> [EnvelopeKind; 6] {
         [
             EnvelopeKind::OneWay,
             EnvelopeKind::Request,
@@ -709,6 +809,7 @@ mod tests {
                 retry_after_ns: u64::MAX,
             },
             EnvelopeKind::BackoffClear,
+            EnvelopeKind::Credit,
         ]
     }
 
@@ -756,6 +857,77 @@ mod tests {
         }
         let bare = Envelope::new(PEER_B, PEER_A, EnvelopeKind::OneWay);
         assert_eq!(decode(&encode(&bare)).unwrap().envelope, bare);
+    }
+
+    #[test]
+    fn credits_and_typed_failures_round_trip_and_oversized_failures_are_refused() {
+        let failed = Envelope::new(PEER_B, PEER_A, EnvelopeKind::Response)
+            .with_request_id(4)
+            .with_credit(17)
+            .with_failure(OpError::new(
+                OpErrorKind::ResourceExhausted,
+                "budget.exceeded",
+                "no room",
+            ));
+        assert_eq!(decode(&encode(&failed)).unwrap().envelope, failed);
+        // The encoder clips a long detail at a character boundary.
+        let long =
+            failed
+                .clone()
+                .with_failure(OpError::new(OpErrorKind::Failed, "x", "é".repeat(3000)));
+        let back = decode(&encode(&long)).unwrap().envelope;
+        let detail = back.failure.unwrap().detail;
+        assert!(detail.len() <= COMPLETION_DETAIL_CAP && detail.chars().all(|c| c == 'é'));
+        // A forged detail over the cap, or an unknown kind, is refused.
+        let mut forged = Vec::new();
+        put(&mut forged, &WIRE_SCHEMA_VERSION);
+        put(
+            &mut forged,
+            &WireHeader {
+                src: 1,
+                dst: 2,
+                kind: WireKind::Response,
+                wire_req_id: Some(1),
+                remaining_deadline_ns: None,
+                credit: 0,
+            },
+        );
+        let mut bad_kind = forged.clone();
+        let big = vec![b'a'; COMPLETION_DETAIL_CAP + 1];
+        put(
+            &mut forged,
+            &Some(WireFailure {
+                kind: 7,
+                reason: WireBytes(b"r"),
+                detail: WireBytes(&big),
+            }),
+        );
+        put(&mut forged, &0u64);
+        put(&mut forged, &0u64);
+        assert!(matches!(
+            decode(&forged),
+            Err(WireDecodeError::Malformed {
+                section: "failure",
+                ..
+            })
+        ));
+        put(
+            &mut bad_kind,
+            &Some(WireFailure {
+                kind: 200,
+                reason: WireBytes(b"r"),
+                detail: WireBytes(b"d"),
+            }),
+        );
+        put(&mut bad_kind, &0u64);
+        put(&mut bad_kind, &0u64);
+        assert!(matches!(
+            decode(&bad_kind),
+            Err(WireDecodeError::Malformed {
+                section: "failure",
+                ..
+            })
+        ));
     }
 
     #[test]
@@ -908,13 +1080,13 @@ mod tests {
             }),
             WireDecodeError::TooManyAddresses { count: 2, cap: 1 }
         );
-        // Schema 1 is the single varint byte at the front.
+        // The schema is the single varint byte at the front.
         let mut other = bytes.clone();
-        other[0] = 2;
+        other[0] = 3;
         assert_eq!(
             decode(&other).unwrap_err(),
             WireDecodeError::SchemaMismatch {
-                found: 2,
+                found: 3,
                 expected: WIRE_SCHEMA_VERSION
             }
         );
@@ -994,8 +1166,10 @@ mod tests {
                 kind: WireKind::OneWay,
                 wire_req_id: None,
                 remaining_deadline_ns: None,
+                credit: 0,
             },
         );
+        put(&mut out, &None::<WireFailure<'_>>);
         put(&mut out, &0u64);
         put(&mut out, &2u64);
         for name in [&[0xff, 0xfe][..], b"ok"] {

@@ -4,12 +4,13 @@
 //! fills are independent (a bad fill fails alone, its siblings still
 //! deliver); a [`Payload::Value`] never leaves the process.
 
+use crate::component::OpError;
 use crate::framework::Address;
 use crate::ids::{ComponentRef, PeerId, SiteId};
 use crate::value::{SlotValue, TypeTag};
 
 /// Version of the envelope layout this build writes and reads.
-pub const WIRE_SCHEMA_VERSION: u16 = 1;
+pub const WIRE_SCHEMA_VERSION: u16 = 2;
 
 /// A message from one Node to another.
 #[derive(Clone, Debug, PartialEq)]
@@ -30,6 +31,15 @@ pub struct Envelope {
     pub reply_to: Vec<Address>,
     /// The values carried.
     pub fills: Vec<Fill>,
+    /// Flow-control credits `src` grants back to `dst`: how many more
+    /// `OneWay` / `Request` envelopes `dst` may send to `src` (piggy-backed
+    /// on envelopes that travel the control lane, or alone in a
+    /// [`EnvelopeKind::Credit`]). 0 grants nothing.
+    pub credit: u32,
+    /// On a [`EnvelopeKind::Response`]: the typed reason the request failed
+    /// at `src` (its handler failed, or the request was refused there).
+    /// `None` on a response that carries an answer, and on other kinds.
+    pub failure: Option<OpError>,
 }
 
 impl Envelope {
@@ -45,7 +55,35 @@ impl Envelope {
             remaining_deadline_ns: None,
             reply_to: Vec::new(),
             fills: Vec::new(),
+            credit: 0,
+            failure: None,
         }
+    }
+
+    /// Whether this kind of envelope uses a flow-control credit of its
+    /// sender (`OneWay` and `Request`: new work for the receiver). Answers,
+    /// credits and back-off notices never wait for credit.
+    pub fn uses_credit(&self) -> bool {
+        matches!(self.kind, EnvelopeKind::OneWay | EnvelopeKind::Request)
+    }
+
+    /// Whether this envelope travels the receiver's never-refusing control
+    /// lane (responses, credits and back-off notices: bounded by the
+    /// requests and windows in flight) rather than its bounded data lane.
+    pub fn is_control(&self) -> bool {
+        !self.uses_credit()
+    }
+
+    /// The envelope granting `credit` flow-control credits.
+    pub fn with_credit(mut self, credit: u32) -> Self {
+        self.credit = credit;
+        self
+    }
+
+    /// The response carrying `failure` instead of an answer.
+    pub fn with_failure(mut self, failure: OpError) -> Self {
+        self.failure = Some(failure);
+        self
     }
 
     /// The envelope with the correlation token set.
@@ -90,6 +128,9 @@ pub enum EnvelopeKind {
     },
     /// The receiver has recovered from overload: the sender may resume.
     BackoffClear,
+    /// Flow-control credits only ([`Envelope::credit`]): the receiver has
+    /// taken that many envelopes from the sender and has room for as many.
+    Credit,
 }
 
 /// One value addressed to one input on the receiving peer.
