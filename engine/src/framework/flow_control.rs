@@ -30,9 +30,10 @@
 //!   credit only when `window` envelopes are queued at the receiver or
 //!   owed by it, and the receiver returns a batch as soon as
 //!   `return_batch <= window` of them are owed.
-//! * At most `max_held` envelopes are held Node-wide; at that point the
-//!   Node takes no more data-lane input ([`FlowControl::is_stalled`]), so
-//!   its own lane fills and back-pressure reaches its host.
+//! * Once `max_held` envelopes are held Node-wide the Node takes no more
+//!   data-lane input ([`FlowControl::is_stalled`]), so its own lane fills
+//!   and back-pressure reaches its host; work it had already taken may hold
+//!   more, up to a hard cap of `max_held` × [`FlowConfig::HARD_HELD_FACTOR`].
 //! * Every map is capped by `max_peers`: a send to a new receiver past the
 //!   cap gets no credit and [`FlowControl::hold`] refuses it, so the caller
 //!   fails the op with a typed error; a new sender past the cap is owed its
@@ -60,11 +61,20 @@ pub struct FlowConfig {
     /// Credits a receiver owes a sender before it returns them alone in a
     /// `Credit` envelope (default 64; clamped to `1..=window`).
     pub return_batch: u32,
-    /// Envelopes held Node-wide waiting for credit (default 1024). At the
-    /// cap the Node takes no more data-lane input until credit returns.
+    /// Envelopes held Node-wide waiting for credit before the Node stalls
+    /// (default 1024): at this count it takes no more data-lane input until
+    /// credit returns. Work already taken may still hold up to
+    /// [`FlowConfig::HARD_HELD_FACTOR`] times as many (one poll drains up to
+    /// `ingress_per_poll` events before their sends run); past that a
+    /// `Send` fails typed (`wire.flow_held_full`).
     pub max_held: usize,
     /// Most peers tracked on each side (default 65 536).
     pub max_peers: usize,
+}
+
+impl FlowConfig {
+    /// The hard cap on held envelopes, as a multiple of `max_held`.
+    pub const HARD_HELD_FACTOR: usize = 4;
 }
 
 impl Default for FlowConfig {
@@ -96,7 +106,8 @@ pub struct Held {
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum HoldError {
-    /// `max_held` envelopes are already waiting for credit.
+    /// The hard cap (`max_held` × [`FlowConfig::HARD_HELD_FACTOR`]) of
+    /// envelopes already waits for credit.
     #[error("{cap} sends already wait for flow-control credit; the receivers are not draining")]
     Full {
         /// The cap in force.
@@ -242,9 +253,14 @@ impl FlowControl {
         envelope: Envelope,
         completes: Option<u8>,
     ) -> Result<(), HoldError> {
-        if self.held_total >= self.config.max_held {
+        let hard_cap = self
+            .config
+            .max_held
+            .saturating_mul(FlowConfig::HARD_HELD_FACTOR)
+            .max(1);
+        if self.held_total >= hard_cap {
             return Err(HoldError::Full {
-                cap: self.config.max_held,
+                cap: hard_cap,
                 envelope: Box::new(envelope),
             });
         }
@@ -556,11 +572,20 @@ mod tests {
             f.hold(CommandId::new(seq), e, None).unwrap();
         }
         assert!(f.is_stalled());
+        // Past the stall point, work already taken may still hold, up to
+        // the hard cap.
+        for seq in 10..16 {
+            let e = f.try_send(one_way(seq)).unwrap_err();
+            f.hold(CommandId::new(seq), e, None).unwrap();
+        }
         let e = f.try_send(one_way(4)).unwrap_err();
         assert!(matches!(
             f.hold(CommandId::new(4), e, None),
-            Err(HoldError::Full { cap: 2, .. })
+            Err(HoldError::Full { cap: 8, .. })
         ));
+        for seq in 10..16 {
+            f.cancel(CommandId::new(seq)).unwrap();
+        }
         let gone = f.cancel(CommandId::new(2)).unwrap();
         assert_eq!(gone.envelope.wire_req_id, Some(2));
         assert!(f.cancel(CommandId::new(2)).is_none());
@@ -568,7 +593,7 @@ mod tests {
         let mut out = Vec::new();
         f.grant(B, 1, &mut out);
         assert_eq!(out[0].envelope.wire_req_id, Some(3));
-        assert_eq!(f.stats().expired, 1);
+        assert_eq!(f.stats().expired, 7);
     }
 
     #[test]

@@ -1322,7 +1322,11 @@ impl Node {
             }
             EnvelopeKind::OneWay => {}
         }
-        self.note_load(from, now_ns);
+        // Under flow control the windows slow senders down; back-off
+        // notices are only for senders outside it.
+        if !self.framework.flow().config().enabled {
+            self.note_load(from, now_ns);
+        }
         let inbound = InboundCtx {
             src_peer: Some(from),
             wire_req_id: envelope.wire_req_id,
@@ -1460,7 +1464,7 @@ impl Node {
         if let Some(failure) = envelope.failure {
             // The peer knows why: fail the `Send` now with its reason.
             if self.parked.contains_key(&pending.cmd) {
-                self.fail_parked_op(pending.cmd, Self::remote_failure(from, failure));
+                self.fail_parked_op(pending.cmd, Self::remote_failure(from, *failure));
             }
             return;
         }

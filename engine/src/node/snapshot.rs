@@ -1209,7 +1209,7 @@ impl EnvelopeSnap {
             failure: self.failure.map(|(kind, reason, detail)| {
                 let kind = crate::wire::error_kind_from_index(kind)
                     .unwrap_or(crate::component::OpErrorKind::Failed);
-                OpError::new(kind, reason, detail)
+                Box::new(OpError::new(kind, reason, detail))
             }),
         })
     }

@@ -10,8 +10,8 @@
 //!    rather than a parse error;
 //! 2. header: `src: u64`, `dst: u64`, kind (variant index, then
 //!    `retry_after_ns` for `BackoffNotice`), `wire_req_id: Option<u64>`,
-//!    `remaining_deadline_ns: Option<u64>`, `credit: u32`;
-//! 2b. failure (`Option`): error kind index (`u8`), reason and detail as
+//!    `remaining_deadline_ns: Option<u64>`, `credit: u32`; then the
+//!    failure (`Option`): error kind index (`u8`), reason and detail as
 //!    byte strings, capped at [`WireLimits::max_name_bytes`] and
 //!    [`crate::COMPLETION_DETAIL_CAP`] before they are copied;
 //! 3. `reply_to` count (`u64`), then each address's binary form
@@ -309,7 +309,7 @@ pub fn decode_envelope(
     let failure = view
         .failure
         .as_ref()
-        .map(|raw| own_failure(raw, limits))
+        .map(|raw| own_failure(raw, limits).map(Box::new))
         .transpose()?;
     let header = view.header;
     let envelope = Envelope {

@@ -39,7 +39,7 @@ pub struct Envelope {
     /// On a [`EnvelopeKind::Response`]: the typed reason the request failed
     /// at `src` (its handler failed, or the request was refused there).
     /// `None` on a response that carries an answer, and on other kinds.
-    pub failure: Option<OpError>,
+    pub failure: Option<Box<OpError>>,
 }
 
 impl Envelope {
@@ -82,7 +82,7 @@ impl Envelope {
 
     /// The response carrying `failure` instead of an answer.
     pub fn with_failure(mut self, failure: OpError) -> Self {
-        self.failure = Some(failure);
+        self.failure = Some(Box::new(failure));
         self
     }
 
