@@ -9,8 +9,8 @@ mod common;
 
 use common::{as_u64, failures, u64v, Math};
 use nodeflow_engine::{
-    encode_envelope, Envelope, EnvelopeKind, ExecId, GraphBuilder, IngressConfig, Node, NodeConfig,
-    NodeSiteId, OpErrorKind, PeerId, SiteId, Step, WireLimits,
+    encode_envelope, Envelope, EnvelopeKind, ExecId, FlowConfig, FrameworkConfig, GraphBuilder,
+    IngressConfig, Node, NodeConfig, NodeSiteId, OpErrorKind, PeerId, SiteId, Step, WireLimits,
 };
 
 /// Several Nodes, a simulated clock and a one-hop network with a fixed latency.
@@ -395,16 +395,30 @@ fn back_pressure_notices_are_honoured_and_cleared() {
     let x = sink.input("x");
     let y = sink.syscall("PassThrough", [x]).output();
     sink.output(y, "got");
-    // B's data lane holds 10 envelopes and B drains 2 per poll.
+    // B's data lane holds 10 envelopes and B drains 2 per poll. Back-off
+    // notices are for senders outside flow control (other processes, hosts
+    // that do their own): both run without credit windows here.
+    let no_credit = || FrameworkConfig {
+        flow: FlowConfig {
+            enabled: false,
+            ..FlowConfig::default()
+        },
+        ..FrameworkConfig::default()
+    };
     let b_config = NodeConfig {
         ingress: IngressConfig {
             data_capacity: 10,
             ..IngressConfig::default()
         },
         ingress_per_poll: 2,
+        framework: no_credit(),
         ..NodeConfig::default()
     };
-    let mut a = node(A, send, NodeConfig::default());
+    let a_config = NodeConfig {
+        framework: no_credit(),
+        ..NodeConfig::default()
+    };
+    let mut a = node(A, send, a_config);
     let mut b = node(B, sink.build().unwrap(), b_config);
     let sent_by = |steps: Vec<Step>| -> Vec<Envelope> {
         steps
