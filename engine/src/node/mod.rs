@@ -57,6 +57,7 @@ use crate::budget::{ByteBudget, ByteCharge};
 use crate::bus::{AppIngressErrorKind, AppIngressSource, NodeEvent, TypedBus};
 use crate::component::{Component, DispatchResult, OpError, OpErrorKind, OpInputs, OpOutputs};
 use crate::framework::{BackpressureAction, GovernorError, HealthTransition, TimerId};
+use crate::framework_state::{Framework, FrameworkConfig};
 use crate::graph::Graph;
 use crate::ids::{
     CommandId, ComponentRef, EventKind, ExecId, IdCounter, Incarnation, OpRef, PeerId, SiteId,
@@ -64,9 +65,8 @@ use crate::ids::{
 use crate::ingress::{
     CompletionPayload, IngressConfig, IngressEvent, IngressQueue, Lane, PushError,
 };
-use crate::runtime::{
-    AppOutput, ComponentsView, CurrentCallCtx, Framework, FrameworkConfig, InboundCtx,
-    PendingCompletion, TimerEvent,
+use crate::resource::{
+    AppOutput, ComponentsView, CurrentCallCtx, InboundCtx, PendingCompletion, TimerEvent,
 };
 use crate::sync::Arc;
 use crate::syscall::{dispatch_syscall, trigger_value, Syscall, TriggerSource};

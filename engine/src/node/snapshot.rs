@@ -48,9 +48,10 @@ use crate::budget::{ByteCharge, CopyInError};
 use crate::bus::AppIngressError;
 use crate::component::OpError;
 use crate::framework::{Address, TimerId};
+use crate::framework_state::FrameworkState;
 use crate::ids::{CommandId, EventKind, ExecId, IdCounter, Incarnation, OpRef, PeerId, SiteId};
 use crate::ingress::{CompletionPayload, IngressEvent};
-use crate::runtime::{FrameworkState, InboundCtx, TimerEvent};
+use crate::resource::{InboundCtx, TimerEvent};
 use crate::value::{EncodeError, NamedValues, SlotValue, TypeTag, ValueDecodeError, ValueLimits};
 use crate::wire::{Envelope, EnvelopeKind, Fill, FillTarget, Payload};
 
@@ -1360,7 +1361,7 @@ mod tests {
         Component, DispatchResult, LocalOpId, OpErrorKind, OpInputs, OpOutputs,
     };
     use crate::graph::{Graph, GraphBuilder};
-    use crate::runtime::RuntimeResourceRef;
+    use crate::resource::RuntimeResourceRef;
     use crate::value::U64Value;
 
     /// Counts its firings; the count is its snapshot state.
