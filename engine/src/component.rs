@@ -28,7 +28,7 @@ use std::borrow::Cow;
 use std::fmt;
 
 use crate::ids::CommandId;
-use crate::runtime::RuntimeResourceRef;
+use crate::resource::RuntimeResourceRef;
 use crate::value::SlotValue;
 
 /// Index of an op handler inside one component, chosen by the component at install.

@@ -12,7 +12,7 @@ use crate::component::{DispatchResult, OpError, OpErrorKind, OpInputs, OpOutputs
 use crate::framework::{
     GateError, HoldTableError, HoldTableRefusal, SerializeQueueError, SerializeQueueRefusal,
 };
-use crate::runtime::RuntimeResourceRef;
+use crate::resource::RuntimeResourceRef;
 use crate::syscall::parse::{Count, OpSpec};
 use crate::syscall::{latch_error, pass_optional, take_input, SyscallParseError};
 use crate::value::{Composite, Trigger, U64Value};
@@ -271,8 +271,9 @@ mod tests {
     use super::{CORRELATE_TAG_REQ_ID, CORRELATE_TAG_VALUE};
     use crate::component::OpErrorKind;
     use crate::framework::{HoldTableConfig, LatchConfig, SerializeQueueConfig};
+    use crate::framework_state::FrameworkConfig;
     use crate::ids::ExecId;
-    use crate::runtime::{FrameworkConfig, InboundCtx};
+    use crate::resource::InboundCtx;
     use crate::syscall::test_rig::{inputs, op, Rig, WithAttr};
     use crate::syscall::Syscall;
     use crate::value::{Composite, Trigger, U64Value};

@@ -14,7 +14,7 @@
 use crate::component::{DispatchResult, OpError, OpErrorKind, OpInputs, OpOutputs};
 use crate::framework::Refusal;
 use crate::ids::PeerId;
-use crate::runtime::RuntimeResourceRef;
+use crate::resource::RuntimeResourceRef;
 use crate::syscall::parse::{Count, OpSpec};
 use crate::syscall::{take_input, SyscallParseError};
 use crate::value::PeerIdValue;
@@ -181,8 +181,9 @@ pub(super) fn admit(ctx: &mut RuntimeResourceRef<'_>, peer: PeerId) -> Result<()
 mod tests {
     use crate::component::OpErrorKind;
     use crate::framework::{BackpressureConfig, GovernorConfig};
+    use crate::framework_state::FrameworkConfig;
     use crate::ids::PeerId;
-    use crate::runtime::{FrameworkConfig, InboundCtx};
+    use crate::resource::InboundCtx;
     use crate::syscall::test_rig::{inputs, op, Rig, WithAttr};
     use crate::syscall::{GateSyscall, PeerSource, Syscall};
     use crate::value::{PeerIdValue, SlotValue, U64Value};

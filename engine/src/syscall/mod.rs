@@ -60,7 +60,7 @@ use crate::component::{DispatchResult, OpError, OpErrorKind, OpInputs, OpOutputs
 use crate::framework::LatchError;
 use crate::graph::OpNode;
 use crate::ids::EventKind;
-use crate::runtime::RuntimeResourceRef;
+use crate::resource::RuntimeResourceRef;
 use crate::value::{SlotValue, Trigger};
 
 use parse::OpSpec;

@@ -10,7 +10,7 @@ use std::str::FromStr;
 use crate::component::{DispatchResult, OpError, OpErrorKind, OpInputs, OpOutputs};
 use crate::framework::{Address, AddressBookError};
 use crate::ids::PeerId;
-use crate::runtime::RuntimeResourceRef;
+use crate::resource::RuntimeResourceRef;
 use crate::syscall::parse::{Count, OpSpec};
 use crate::syscall::{pass_optional, SyscallParseError};
 use crate::value::{AddressList, BytesValue, PeerIdValue, U64Value};
@@ -149,8 +149,8 @@ fn book_error(error: AddressBookError) -> OpError {
 mod tests {
     use crate::component::OpErrorKind;
     use crate::framework::{Address, AddressBookConfig};
+    use crate::framework_state::FrameworkConfig;
     use crate::ids::{PeerId, SiteId};
-    use crate::runtime::FrameworkConfig;
     use crate::syscall::test_rig::{inputs, op, Rig};
     use crate::syscall::Syscall;
     use crate::value::{AddressList, BytesValue, PeerIdValue, SlotValue, U64Value};

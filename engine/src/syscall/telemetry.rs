@@ -8,7 +8,7 @@
 
 use crate::component::{DispatchResult, OpError, OpErrorKind, OpInputs, OpOutputs};
 use crate::framework::{CounterError, RecordError};
-use crate::runtime::{AppOutput, AppOutputKind, RuntimeResourceRef};
+use crate::resource::{AppOutput, AppOutputKind, RuntimeResourceRef};
 use crate::syscall::parse::{Count, OpSpec};
 use crate::syscall::{pass_optional, take_input, SyscallParseError};
 use crate::value::SlotValue;
@@ -152,7 +152,8 @@ fn counter_error(error: CounterError) -> OpError {
 #[cfg(test)]
 mod tests {
     use crate::component::OpErrorKind;
-    use crate::runtime::{AppOutputKind, FrameworkConfig};
+    use crate::framework_state::FrameworkConfig;
+    use crate::resource::AppOutputKind;
     use crate::syscall::test_rig::{inputs, op, Rig, WithAttr};
     use crate::syscall::Syscall;
     use crate::value::{Trigger, U64Value};

@@ -7,12 +7,12 @@
 use crate::budget::ByteBudget;
 use crate::bus::TypedBus;
 use crate::component::{DispatchResult, OpError, OpInputs, OpOutputs};
+use crate::framework_state::{Framework, FrameworkConfig};
 use crate::graph::{Attribute, AttributeValue, OpNode, SYSCALL_DOMAIN};
 use crate::ids::{ExecId, IdCounter, OpRef, PeerId, SiteId};
 use crate::ingress::{IngressConfig, IngressQueue};
-use crate::runtime::{
-    ComponentsView, CurrentCallCtx, Framework, FrameworkConfig, InboundCtx, PendingCompletion,
-    RuntimeResourceRef,
+use crate::resource::{
+    ComponentsView, CurrentCallCtx, InboundCtx, PendingCompletion, RuntimeResourceRef,
 };
 use crate::sync::Arc;
 use crate::syscall::{dispatch_syscall, Syscall};

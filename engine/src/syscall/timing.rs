@@ -7,7 +7,7 @@
 //! never wraps around into the past.
 
 use crate::component::{DispatchResult, OpError, OpErrorKind, OpInputs, OpOutputs};
-use crate::runtime::RuntimeResourceRef;
+use crate::resource::RuntimeResourceRef;
 use crate::syscall::parse::{Count, OpSpec};
 use crate::syscall::{latch_error, take_input, SyscallParseError};
 use crate::value::{SlotValue, Trigger, U64Value};
@@ -165,8 +165,9 @@ fn park(
 mod tests {
     use crate::component::{DispatchResult, OpErrorKind};
     use crate::framework::{LatchConfig, RngU64Source, SeededRng};
+    use crate::framework_state::FrameworkConfig;
     use crate::ids::{CommandId, ExecId, IdCounter};
-    use crate::runtime::{FrameworkConfig, InboundCtx, TimerEvent};
+    use crate::resource::{InboundCtx, TimerEvent};
     use crate::syscall::test_rig::{inputs, op, Rig, WithAttr};
     use crate::syscall::{Syscall, SyscallParseError};
     use crate::value::{BytesValue, Trigger, U64Value};

@@ -24,7 +24,7 @@
 use crate::component::{DispatchResult, OpError, OpErrorKind, OpInputs, OpOutputs};
 use crate::framework::HoldError;
 use crate::ids::{ComponentRef, NodeSiteId, SiteId};
-use crate::runtime::RuntimeResourceRef;
+use crate::resource::RuntimeResourceRef;
 use crate::syscall::gates::{admit, peer_source, resolve, PeerSource};
 use crate::syscall::parse::{Count, OpSpec};
 use crate::syscall::{take_input, SyscallParseError};
