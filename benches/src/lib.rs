@@ -15,7 +15,8 @@
 //! one token); a one-way stream ([`nodeflow_tell`], [`raw_tell`]);
 //! one-to-many delivery ([`nodeflow_fanout`], [`raw_fanout`]);
 //! compute round trips ([`nodeflow_compute`], [`raw_compute`],
-//! [`relay_compute`]).
+//! [`relay_compute`]). The same ping-pong, ring and stream on actix,
+//! kameo and ractor are in [`peers`] ([`Peer`] names them).
 //!
 //! Invariant: every workload verifies what it delivered (values, counts,
 //! the actors' own books) and returns [`BenchError::Verification`] rather
@@ -25,6 +26,7 @@
 
 mod compute;
 mod fanout;
+pub mod peers;
 mod ring;
 mod tell;
 
@@ -35,6 +37,7 @@ pub use fanout::{
     fan_graph, nodeflow_fanout, raw_fanout, sink_graph, FanoutRun, SeqCheck, SinkComponent,
     FANOUT_BATCH, SINK_SLOT,
 };
+pub use peers::{Peer, PingPongRun};
 pub use ring::{
     hop_graph, nodeflow_ring, parking_ring, raw_ring, ring_peer, token, untoken, HopComponent,
     RingRun, Stop, TokenCheck, HOP_SLOT,
