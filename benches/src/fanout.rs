@@ -91,7 +91,7 @@ impl SeqCheck {
             ));
         }
         self.next += 1;
-        Ok((self.next % FANOUT_BATCH == 0).then_some(self.next))
+        Ok(self.next.is_multiple_of(FANOUT_BATCH).then_some(self.next))
     }
 }
 

@@ -1,29 +1,34 @@
-//! Benchmarks for nodeflow, run side by side with raw baselines: this library holds the workloads the benches and the CLI share, so both measure the same thing.
+//! Benchmarks for nodeflow, run side by side with raw baselines and peer actor frameworks: this library holds the workloads the benches and the CLI share, so both measure the same thing.
 //!
 //! * `benches/engine_poll.rs`, `benches/runtime_compute.rs`,
-//!   `benches/actors_pingpong.rs`, `benches/actors_ring.rs`: criterion
-//!   benches, each with its raw baseline in the same group.
+//!   `benches/actors_pingpong.rs`, `benches/actors_ring.rs`,
+//!   `benches/actors_tell.rs`: criterion benches, each with its raw
+//!   baseline (and, for the actor benches, the peers) in the same group.
 //! * `src/bin/nodeflow-bench.rs`: the load-test CLI (`engine`, `idle`,
-//!   `pingpong`, `ring`, `fanout`, `compute`, `spawn`), one JSON line per
-//!   run, nodeflow and raw measured in the same run.
+//!   `pingpong`, `ring`, `tell`, `fanout`, `compute`, `spawn`), one JSON
+//!   line per run, nodeflow, raw and peers measured in the same run.
 //!
 //! Workloads: the engine chain below ([`chain_graph`], [`chain_node`],
 //! [`invoke_to_output`], [`tiny_node`]); token rings on actors and raw
 //! threads ([`nodeflow_ring`], [`raw_ring`], and [`parking_ring`] for
 //! reference; a ping-pong is a ring of 2 with
-//! one token); one-to-many delivery ([`nodeflow_fanout`], [`raw_fanout`]);
+//! one token); a one-way stream ([`nodeflow_tell`], [`raw_tell`]);
+//! one-to-many delivery ([`nodeflow_fanout`], [`raw_fanout`]);
 //! compute round trips ([`nodeflow_compute`], [`raw_compute`],
-//! [`relay_compute`]).
+//! [`relay_compute`]). The same ping-pong, ring and stream on actix,
+//! kameo and ractor are in [`peers`] ([`Peer`] names them).
 //!
 //! Invariant: every workload verifies what it delivered (values, counts,
 //! the actors' own books) and returns [`BenchError::Verification`] rather
 //! than a number when something is wrong, so a broken runtime cannot
-//! report a fast result. Every thread and actor a workload starts is
-//! stopped and joined before it returns.
+//! report a fast result. Every thread, actor and runtime a workload starts
+//! is stopped and joined before it returns.
 
 mod compute;
 mod fanout;
+pub mod peers;
 mod ring;
+mod tell;
 
 use std::time::Duration;
 
@@ -32,9 +37,14 @@ pub use fanout::{
     fan_graph, nodeflow_fanout, raw_fanout, sink_graph, FanoutRun, SeqCheck, SinkComponent,
     FANOUT_BATCH, SINK_SLOT,
 };
+pub use peers::{Peer, PingPongRun};
 pub use ring::{
     hop_graph, nodeflow_ring, parking_ring, raw_ring, ring_peer, token, untoken, HopComponent,
     RingRun, Stop, TokenCheck, HOP_SLOT,
+};
+pub use tell::{
+    count_graph, nodeflow_tell, raw_tell, tell_graph, CountComponent, InOrder, TellRun, COUNT_SLOT,
+    HOST_BACKOFF,
 };
 
 /// Upper bound on any single wait of a workload for its participants; a

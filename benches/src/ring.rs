@@ -135,9 +135,10 @@ impl TokenCheck {
     }
 }
 
-/// Shared by the host and every participant of one run.
+/// Shared by the host and every participant of one run (the peer
+/// frameworks' rings in [`crate::peers`] use it too).
 #[derive(Debug)]
-struct RingControl {
+pub(crate) struct RingControl {
     /// Set by the host when a timed run is over; read by every hop.
     /// Memory ordering: `Relaxed`; it publishes no data, a late read only
     /// costs a few more hops (which are counted).
@@ -151,13 +152,40 @@ struct RingControl {
 }
 
 impl RingControl {
+    /// The control of a run that ends at `stop`; retirements go to `retired`.
+    pub(crate) fn new(stop: Stop, retired: Sender<(u32, u32)>) -> Self {
+        Self {
+            stop: AtomicBool::new(false),
+            hop_limit: hop_limit(stop),
+            retired,
+            error: Mutex::new(None),
+        }
+    }
+
     /// Whether a token arriving with `hops` retires here.
-    fn retires(&self, hops: u32) -> bool {
+    pub(crate) fn retires(&self, hops: u32) -> bool {
         hops >= self.hop_limit || self.stop.load(Ordering::Relaxed)
     }
 
-    fn record_error(&self, message: String) {
+    /// Retires token `id` that arrived with `hops` (reports it to the host).
+    pub(crate) fn retire(&self, id: u32, hops: u32) {
+        // The host may have given up waiting; nothing else to do then.
+        let _ = self.retired.send((id, hops));
+    }
+
+    /// Raises the stop flag of a timed run.
+    pub(crate) fn halt(&self) {
+        self.stop.store(true, Ordering::Relaxed);
+    }
+
+    /// Keeps the first check failure of the run.
+    pub(crate) fn record_error(&self, message: String) {
         self.error.lock().get_or_insert(message);
+    }
+
+    /// The first check failure of the run, if any.
+    pub(crate) fn take_error(&self) -> Option<String> {
+        self.error.lock().take()
     }
 }
 
@@ -199,8 +227,7 @@ impl Component for HopComponent {
             }
         };
         if self.control.retires(hops) {
-            // The host may have given up waiting; nothing else to do then.
-            let _ = self.control.retired.send((id, hops));
+            self.control.retire(id, hops);
             return Ok(DispatchResult::Immediate);
         }
         outputs.push(Box::new(U64Value(token(id, hops + 1))))?;
@@ -228,12 +255,7 @@ pub fn hop_graph(next: PeerId) -> Graph {
 pub fn nodeflow_ring(nodes: usize, tokens: usize, stop: Stop) -> Result<RingRun, BenchError> {
     check_shape(nodes, tokens)?;
     let (retired_tx, retired_rx) = unbounded();
-    let control = Arc::new(RingControl {
-        stop: AtomicBool::new(false),
-        hop_limit: hop_limit(stop),
-        retired: retired_tx,
-        error: Mutex::new(None),
-    });
+    let control = Arc::new(RingControl::new(stop, retired_tx));
     let router = Arc::new(Router::new());
     let clock = Arc::new(SystemClock::new());
     let mut actors: Vec<ActorHandle> = Vec::with_capacity(nodes);
@@ -267,14 +289,12 @@ pub fn nodeflow_ring(nodes: usize, tokens: usize, stop: Stop) -> Result<RingRun,
             .invoke(SiteId::new(0), vec![("x".into(), x)], id as u64)
             .map_err(|e| BenchError::Setup(format!("inject token {id}: {e}")))?;
     }
-    let waited = wait_retired(&retired_rx, tokens, stop, start, || {
-        control.stop.store(true, Ordering::Relaxed);
-    });
+    let waited = wait_retired(&retired_rx, tokens, stop, start, || control.halt());
     let elapsed = start.elapsed();
     let sleeps = thread_sleeps(&[ACTOR_THREADS]).saturating_sub(sleeps_before);
     let reports: Vec<Result<ActorReport, _>> = actors.into_iter().map(ActorHandle::stop).collect();
     let hops = waited?;
-    if let Some(message) = control.error.lock().take() {
+    if let Some(message) = control.take_error() {
         return Err(BenchError::Verification(message));
     }
     let (mut executions, mut actor_waits, mut actor_polls) = (0, 0, 0);
@@ -489,7 +509,7 @@ pub fn parking_ring(nodes: usize, tokens: usize, stop: Stop) -> Result<RingRun, 
     )
 }
 
-fn check_shape(nodes: usize, tokens: usize) -> Result<(), BenchError> {
+pub(crate) fn check_shape(nodes: usize, tokens: usize) -> Result<(), BenchError> {
     // More tokens than a data lane holds could be refused `Full` on the
     // nodeflow side (which would fail verification, not block).
     let lane = IngressConfig::default().data_capacity;
@@ -511,7 +531,7 @@ fn hop_limit(stop: Stop) -> u32 {
 /// Waits for `tokens` retirements (raising the stop flag with `halt` once a
 /// timed run's duration has passed; a count-limited run is never halted);
 /// returns the total hop count.
-fn wait_retired(
+pub(crate) fn wait_retired(
     retired: &Receiver<(u32, u32)>,
     tokens: usize,
     stop: Stop,

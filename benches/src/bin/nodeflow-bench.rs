@@ -3,9 +3,11 @@
 //! ```text
 //! nodeflow-bench engine --chain K --seconds S   # ops/s and invokes/s on a K-op chain
 //! nodeflow-bench idle --nodes N                 # heap bytes per idle Node
-//! nodeflow-bench pingpong [--seconds S]         # round trips/s, 2 actors vs 2 raw threads
-//! nodeflow-bench ring [--nodes N] [--tokens K] [--seconds S]
-//!                                               # one-way hops/s, N actors vs N raw threads
+//! nodeflow-bench pingpong [--seconds S] [PEERS]  # round trips/s, 2 actors vs 2 raw threads and peers
+//! nodeflow-bench ring [--nodes N] [--tokens K] [--seconds S] [PEERS]
+//!                                               # one-way hops/s, N actors vs N raw threads and peers
+//! nodeflow-bench tell [--messages M] [--strict] [PEERS]
+//!                                               # one-way stream delivered/s, sender → receiver
 //! nodeflow-bench fanout [--nodes N] [--seconds S]
 //!                                               # envelopes delivered/s, 1 → N-1
 //! nodeflow-bench compute [--seconds S] [--inflight K]
@@ -20,6 +22,17 @@
 //! reason on stderr and exits non-zero instead of printing a number.
 //! Defaults (2 s per side) keep a run of every scenario under a minute.
 //!
+//! `pingpong`, `ring` and `tell` also run the peer actor frameworks a user
+//! would otherwise pick (actix, kameo, ractor; `PEERS` is `--peers
+//! actix,kameo,ractor` (the default) or `--no-peers`), each on the runtime
+//! its docs set up, and print every figure plus nodeflow's ratio to the
+//! best peer (`ratio_to_best_peer`) and to raw crossbeam (`ratio_to_raw`).
+//! The peers' forms (request/response for `pingpong`, one-way tells for
+//! `ring` and `tell`) are described in `nodeflow_benches::peers`. `tell`
+//! reports what nodeflow refused on the way (`nodeflow_refused`, from the
+//! actors' books) and fails only when a message is unaccounted for or out
+//! of order; `--strict` fails on any refusal too.
+//!
 //! Heap is measured with a counting global allocator (below): it forwards
 //! every call to the system allocator and keeps a running total.
 
@@ -33,8 +46,9 @@ use nodeflow::engine::sync::Arc;
 use nodeflow::engine::{SiteId, SlotValue, U64Value};
 use nodeflow_benches::{
     chain_graph, chain_node, invoke_to_output, nodeflow_compute, nodeflow_fanout, nodeflow_ring,
-    parking_ring, raw_compute, raw_fanout, raw_ring, relay_compute, tiny_node, BenchError,
-    ComputeRun, FanoutRun, RingRun, Stop, PATIENCE,
+    nodeflow_tell, parking_ring, raw_compute, raw_fanout, raw_ring, raw_tell, relay_compute,
+    tiny_node, BenchError, ComputeRun, FanoutRun, Peer, PingPongRun, RingRun, Stop, TellRun,
+    PATIENCE,
 };
 use nodeflow_engine::{Node, PeerId};
 use serde_json::{json, Value};
@@ -76,8 +90,10 @@ unsafe impl GlobalAlloc for Counting {
 static ALLOCATOR: Counting = Counting;
 
 const USAGE: &str = "usage: nodeflow-bench engine [--chain K] [--seconds S] | idle [--nodes N] \
-    | pingpong [--seconds S] | ring [--nodes N] [--tokens K] [--seconds S] \
-    | fanout [--nodes N] [--seconds S] | compute [--seconds S] [--inflight K] | spawn [--nodes N]";
+    | pingpong [--seconds S] [PEERS] | ring [--nodes N] [--tokens K] [--seconds S] [PEERS] \
+    | tell [--messages M] [--strict] [PEERS] \
+    | fanout [--nodes N] [--seconds S] | compute [--seconds S] [--inflight K] | spawn [--nodes N]; \
+    PEERS: --peers actix,kameo,ractor (default) | --no-peers";
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -92,15 +108,22 @@ fn main() -> ExitCode {
         }
     };
     let seconds = || flag("--seconds", 2).map(Duration::from_secs);
+    let peers = || selected_peers(&args);
     let result = match args.first().map(String::as_str) {
         Some("engine") => flag("--chain", 100)
             .and_then(|chain| Ok((chain, flag("--seconds", 3)?)))
             .and_then(|(chain, seconds)| engine(chain as usize, seconds)),
         Some("idle") => flag("--nodes", 1_000).map(|nodes| idle(nodes as usize)),
-        Some("pingpong") => seconds().and_then(|s| pingpong(s).map_err(|e| e.to_string())),
+        Some("pingpong") => {
+            seconds().and_then(|s| pingpong(s, &peers()?).map_err(|e| e.to_string()))
+        }
         Some("ring") => flag("--nodes", 8).and_then(|nodes| {
             let tokens = flag("--tokens", nodes)?;
-            ring(nodes as usize, tokens as usize, seconds()?).map_err(|e| e.to_string())
+            ring(nodes as usize, tokens as usize, seconds()?, &peers()?).map_err(|e| e.to_string())
+        }),
+        Some("tell") => flag("--messages", 1_000_000).and_then(|messages| {
+            let strict = args.iter().any(|a| a == "--strict");
+            tell(messages, strict, &peers()?).map_err(|e| e.to_string())
         }),
         Some("fanout") => flag("--nodes", 8)
             .and_then(|nodes| fanout(nodes as usize, seconds()?).map_err(|e| e.to_string())),
@@ -204,11 +227,12 @@ fn ring_json(run: &RingRun) -> Value {
 }
 
 /// Two actors bounce one token; round trips per second against two raw
-/// threads on bounded(1) crossbeam channels.
-fn pingpong(seconds: Duration) -> Result<String, BenchError> {
+/// threads on bounded(1) crossbeam channels and the peers' request/response.
+fn pingpong(seconds: Duration, peers: &[Peer]) -> Result<String, BenchError> {
     let nodeflow = nodeflow_ring(2, 1, Stop::After(seconds))?;
     let raw = raw_ring(2, 1, Stop::After(seconds))?;
     let parking = parking_ring(2, 1, Stop::After(seconds))?;
+    let peer_runs = run_peers(peers, |peer| peer.pingpong(Stop::After(seconds)))?;
     let side = |run: &RingRun| {
         let round_trips = run.hops / 2;
         json!({
@@ -216,12 +240,23 @@ fn pingpong(seconds: Duration) -> Result<String, BenchError> {
             "seconds": run.elapsed.as_secs_f64(),
             "round_trips_per_sec": round_trips as f64 / run.elapsed.as_secs_f64(),
             "ns_per_round_trip": run.elapsed.as_secs_f64() * 1e9 / round_trips.max(1) as f64,
+            "us_per_round_trip": run.elapsed.as_secs_f64() * 1e6 / round_trips.max(1) as f64,
             "actor_waits_per_round_trip": run.actor_waits as f64 / round_trips.max(1) as f64,
             "thread_sleeps_per_round_trip": run.sleeps as f64 / round_trips.max(1) as f64,
         })
     };
+    let peer_json = |run: &PingPongRun| {
+        json!({
+            "form": "request/response from a driver",
+            "round_trips": run.round_trips,
+            "seconds": run.elapsed.as_secs_f64(),
+            "round_trips_per_sec": run.round_trips_per_sec(),
+            "us_per_round_trip": run.us_per_round_trip(),
+        })
+    };
+    let per_sec = |run: &RingRun| run.hops_per_sec() / 2.0;
     let r = ratio(nodeflow.hops_per_sec(), raw.hops_per_sec());
-    Ok(json!({
+    let mut line = json!({
         "scenario": "pingpong",
         "nodeflow": side(&nodeflow),
         "raw_crossbeam": side(&raw),
@@ -231,16 +266,31 @@ fn pingpong(seconds: Duration) -> Result<String, BenchError> {
         "target": ">= 0.40",
         "target_met": r >= 0.40,
         "parking_ratio": ratio(nodeflow.hops_per_sec(), parking.hops_per_sec()),
-    })
-    .to_string())
+    });
+    compare_peers(
+        &mut line,
+        &peer_runs,
+        PingPongRun::round_trips_per_sec,
+        peer_json,
+        (per_sec(&nodeflow), per_sec(&raw)),
+        "round trips/s",
+    );
+    Ok(line.to_string())
 }
 
 /// `nodes` actors in a ring with `tokens` tokens (token k enters at node
-/// k mod N); one-way hops per second against a raw thread ring.
-fn ring(nodes: usize, tokens: usize, seconds: Duration) -> Result<String, BenchError> {
+/// k mod N); one-way hops per second against a raw thread ring and the
+/// peers' rings.
+fn ring(
+    nodes: usize,
+    tokens: usize,
+    seconds: Duration,
+    peers: &[Peer],
+) -> Result<String, BenchError> {
     let nodeflow = nodeflow_ring(nodes, tokens, Stop::After(seconds))?;
     let raw = raw_ring(nodes, tokens, Stop::After(seconds))?;
-    Ok(json!({
+    let peer_runs = run_peers(peers, |peer| peer.ring(nodes, tokens, Stop::After(seconds)))?;
+    let mut line = json!({
         "scenario": "ring",
         "nodes": nodes,
         "tokens": tokens,
@@ -248,8 +298,117 @@ fn ring(nodes: usize, tokens: usize, seconds: Duration) -> Result<String, BenchE
         "raw_crossbeam": ring_json(&raw),
         "ratio": ratio(nodeflow.hops_per_sec(), raw.hops_per_sec()),
         "ratio_is": "nodeflow hops/s ÷ raw hops/s",
-    })
-    .to_string())
+    });
+    compare_peers(
+        &mut line,
+        &peer_runs,
+        RingRun::hops_per_sec,
+        ring_json,
+        (nodeflow.hops_per_sec(), raw.hops_per_sec()),
+        "hops/s",
+    );
+    Ok(line.to_string())
+}
+
+/// A sender streams `messages` sequence numbers one-way to a receiver that
+/// checks their order; delivered per second, and what nodeflow refused.
+fn tell(messages: u64, strict: bool, peers: &[Peer]) -> Result<String, BenchError> {
+    let nodeflow = nodeflow_tell(messages, strict)?;
+    let raw = raw_tell(messages)?;
+    let peer_runs = run_peers(peers, |peer| peer.tell(messages))?;
+    let side = |run: &TellRun| {
+        json!({
+            "sent": run.sent,
+            "delivered": run.delivered,
+            "refused": run.refused(),
+            "seconds": run.elapsed.as_secs_f64(),
+            "delivered_per_sec": run.delivered_per_sec(),
+            "ns_per_delivery": run.elapsed.as_secs_f64() * 1e9 / run.delivered.max(1) as f64,
+        })
+    };
+    let mut nodeflow_side = side(&nodeflow);
+    nodeflow_side["refused_by_router"] = json!(nodeflow.refused_router);
+    nodeflow_side["refused_send_failed"] = json!(nodeflow.refused_send);
+    nodeflow_side["host_retries"] = json!(nodeflow.host_retries);
+    let mut line = json!({
+        "scenario": "tell",
+        "messages": messages,
+        "strict": strict,
+        "nodeflow_refused": nodeflow.refused(),
+        "nodeflow_refused_is": "router refusals (receiver lane full) + Send ops failed (wire.backoff), from the actors' books",
+        "nodeflow": nodeflow_side,
+        "raw_crossbeam": side(&raw),
+    });
+    compare_peers(
+        &mut line,
+        &peer_runs,
+        TellRun::delivered_per_sec,
+        side,
+        (nodeflow.delivered_per_sec(), raw.delivered_per_sec()),
+        "delivered/s",
+    );
+    Ok(line.to_string())
+}
+
+/// The peers chosen with `--peers a,b,c` (all by default) or `--no-peers`.
+fn selected_peers(args: &[String]) -> Result<Vec<Peer>, String> {
+    if args.iter().any(|a| a == "--no-peers") {
+        return Ok(Vec::new());
+    }
+    let Some(i) = args.iter().position(|a| a == "--peers") else {
+        return Ok(Peer::ALL.to_vec());
+    };
+    let list = args
+        .get(i + 1)
+        .ok_or("--peers needs a list, e.g. actix,kameo,ractor")?;
+    list.split(',')
+        .map(|name| Peer::from_name(name).ok_or_else(|| format!("--peers: unknown peer {name:?}")))
+        .collect()
+}
+
+/// Runs `run` on every peer, one after the other.
+fn run_peers<R>(
+    peers: &[Peer],
+    run: impl Fn(Peer) -> Result<R, BenchError>,
+) -> Result<Vec<(Peer, R)>, BenchError> {
+    peers
+        .iter()
+        .map(|&peer| {
+            run(peer)
+                .map(|result| (peer, result))
+                .map_err(|e| BenchError::Verification(format!("{}: {e}", peer.name())))
+        })
+        .collect()
+}
+
+/// Adds the peers' figures to `line` (`"peers"`), the best of them
+/// (`"best_peer"`), and nodeflow's ratio to it and to raw crossbeam; the
+/// figure is `unit`, higher is better, and `nodeflow_raw` is nodeflow's and
+/// raw's figure.
+fn compare_peers<R>(
+    line: &mut Value,
+    peer_runs: &[(Peer, R)],
+    figure: impl Fn(&R) -> f64,
+    side: impl Fn(&R) -> Value,
+    (nodeflow, raw): (f64, f64),
+    unit: &str,
+) {
+    let peers: serde_json::Map<String, Value> = peer_runs
+        .iter()
+        .map(|(peer, run)| (peer.name().to_owned(), side(run)))
+        .collect();
+    let best = peer_runs
+        .iter()
+        .map(|(peer, run)| (*peer, figure(run)))
+        .max_by(|a, b| a.1.total_cmp(&b.1));
+    line["peers"] = Value::Object(peers);
+    line["best_peer"] = json!(best.map(|(peer, _)| peer.name()));
+    line["best_peer_figure"] = json!(best.map(|(_, figure)| figure));
+    line["ratio_to_best_peer"] = json!(best.map(|(_, figure)| ratio(nodeflow, figure)));
+    line["ratio_to_raw"] = json!(ratio(nodeflow, raw));
+    line["ratios_are"] = json!(format!(
+        "nodeflow {unit} ÷ best peer's (of those run) and ÷ raw crossbeam's"
+    ));
 }
 
 /// One source actor sends every message to `nodes - 1` sink actors;
