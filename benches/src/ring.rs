@@ -297,7 +297,7 @@ pub fn nodeflow_ring(nodes: usize, tokens: usize, stop: Stop) -> Result<RingRun,
     if let Some(message) = control.take_error() {
         return Err(BenchError::Verification(message));
     }
-    let (mut executions, mut actor_waits, mut actor_polls) = (0, 0, 0);
+    let (mut executions, mut actor_waits, mut actor_polls, mut credits) = (0, 0, 0, 0);
     for report in reports {
         let report = report.map_err(|e| BenchError::Verification(e.to_string()))?;
         let s = report.stats;
@@ -315,10 +315,12 @@ pub fn nodeflow_ring(nodes: usize, tokens: usize, stop: Stop) -> Result<RingRun,
             )));
         }
         executions += report.node.executions_finished;
+        credits += report.node.credit_envelopes;
         actor_waits += s.wakeups;
         actor_polls += s.polls;
     }
-    if executions != hops + tokens as u64 || router.stats().routed != hops {
+    // The router also moved the flow-control credit returns.
+    if executions != hops + tokens as u64 || router.stats().routed != hops + credits {
         return Err(BenchError::Verification(format!(
             "{hops} hops retired but {executions} executions ran and {} envelopes were routed",
             router.stats().routed

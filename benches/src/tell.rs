@@ -307,10 +307,10 @@ pub fn nodeflow_tell(messages: u64, strict: bool) -> Result<TellRun, BenchError>
             }
         }
     }
-    // Stopping the sender drains its queued invokes and routes their
-    // envelopes before it returns: its report is final, and everything it
-    // routed is in the receiver's mailbox.
-    let sender_report = sender.stop();
+    // A graceful stop (drain, then close) runs the sender's queued invokes
+    // and waits for its parked Sends' credit before it returns: its report
+    // is final, and everything it routed is in the receiver's mailbox.
+    let sender_report = sender.shutdown(crate::PATIENCE);
     let expected = sender_report.as_ref().map_or(0, |r| r.stats.routed);
     let counted = wait_counted(&shared, expected);
     let elapsed = start.elapsed();

@@ -335,7 +335,7 @@ fn tell(messages: u64, strict: bool, peers: &[Peer]) -> Result<String, BenchErro
         "messages": messages,
         "strict": strict,
         "nodeflow_refused": nodeflow.refused(),
-        "nodeflow_refused_is": "router refusals (receiver lane full) + Send ops failed (wire.backoff), from the actors' books",
+        "nodeflow_refused_is": "router refusals + Send ops failed (any reason), from the actors' books",
         "nodeflow": nodeflow_side,
         "raw_crossbeam": side(&raw),
     });

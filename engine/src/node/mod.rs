@@ -283,6 +283,8 @@ impl Node {
         NodeStats {
             live_executions: self.live,
             parked: self.parked.len(),
+            credit_envelopes: self.framework.flow().stats().credit_envelopes,
+            sends_held: self.framework.flow().stats().held,
             ..self.stats
         }
     }

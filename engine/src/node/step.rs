@@ -253,6 +253,10 @@ pub struct NodeStats {
     pub envelopes_received: u64,
     /// Polls run.
     pub polls: u64,
+    /// `Credit` envelopes sent (flow-control returns that rode on nothing).
+    pub credit_envelopes: u64,
+    /// Sends that waited for flow-control credit.
+    pub sends_held: u64,
 }
 
 /// The next ids of a Node
