@@ -149,17 +149,19 @@ impl Default for ActorConfig {
 ///    [`ActorConfig::polls_per_round`] times per round. The mailbox depth is
 ///    sampled and the round timed for the metrics.
 /// 2. **Route** each step as it comes out of a poll: `SendEnvelope` goes
-///    through the [`Router`], which never blocks. A refusal (`Full`,
-///    `UnknownPeer`, `Closed`, `ShuttingDown`) is counted and handed back
-///    to the sending Node with [`Node::report_send_refused`]: a refused
-///    request fails its `Send` op now with a typed reason instead of waiting
-///    for its deadline, and `Full` backs the Node off that peer. The report
-///    leaves the Node with work, so step 1 polls again.
-///    The *receiver* of a refused envelope never sees it (it was never in
-///    its lane), so it cannot answer that refusal with a `BackoffNotice`;
-///    but its lane is full, so the envelopes it does take arrive above its
-///    high-water mark and it notices their senders then, and clears them
-///    once it has drained.
+///    through the [`Router`], which never blocks. With flow control on (the
+///    default) the Node sent it under a credit of the receiver's window, so
+///    it is routed with [`Router::route_credited`] and never refused for
+///    room; answers and credits ride the receiver's control lane. A refusal
+///    (`UnknownPeer`, `Closed`, `ShuttingDown`, or `Full` with flow control
+///    off) is counted and handed back to the sending Node with
+///    [`Node::report_send_refused`]: a refused request fails its `Send` op
+///    now with a typed reason instead of waiting for its deadline, and the
+///    credit is given back. The report leaves the Node with work, so step 1
+///    polls again.
+///    (With flow control off, a receiver whose lane is above its
+///    high-water mark sends its senders `BackoffNotice`s instead, and
+///    clears them once it has drained.)
 ///    `ExecFinished` and `AppOutput` go to every subscriber as an
 ///    [`ActorOutput`]; other steps are counted only.
 /// 3. **Housekeeping**: take nudges and answer snapshot requests; take a
@@ -173,8 +175,9 @@ impl Default for ActorConfig {
 ///    arriving now is served without a sleep), publish the counters, then
 ///    sleep in `ingress.wait(deadline)` until mail, a nudge,
 ///    the deadline (the earlier of the Node's next deadline and the drain
-///    deadline) or the close; then go to 1. While the Node still runs its
-///    bootstrap graphs it takes no data, so it sleeps in
+///    deadline) or the close; then go to 1. While the Node takes no data
+///    (it still runs its bootstrap graphs, or it is stalled waiting for
+///    flow-control credit, [`Node::takes_data`]) it sleeps in
 ///    `ingress.wait_control(deadline)`, which queued data does not end.
 ///
 /// The loop runs inside one `catch_unwind`; supervision happens around it.

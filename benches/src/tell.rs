@@ -20,10 +20,10 @@
 //!   where messages the runtime refused leave gaps, so it checks that the
 //!   sequence only grows. A repeat or a reordering is a
 //!   [`BenchError::Verification`].
-//! * nodeflow may refuse messages today: the router refuses an envelope when
-//!   the receiver's lane is full, and the receiver's back-pressure notice
-//!   then makes the sender's `Send` fail (`wire.backoff`) for a while. Both
-//!   are counted from the actors' own books ([`TellRun::refused_router`],
+//! * With credit-based flow control nodeflow refuses nothing (the sender's
+//!   `Send`s wait for credit and its host is slowed down instead); should a
+//!   router refusal or a failed `Send` happen anyway, both are counted from
+//!   the actors' own books ([`TellRun::refused_router`],
 //!   [`TellRun::refused_send`]), and the run verifies that `delivered +
 //!   refused == sent`: nothing vanished unaccounted. With `strict`, any
 //!   refusal fails the run too.
@@ -60,8 +60,8 @@ pub struct TellRun {
     /// Envelopes the router refused (nodeflow only): the receiver's lane
     /// was full, or the receiver was unknown or closed.
     pub refused_router: u64,
-    /// The sender's `Send` ops that failed (nodeflow only), mostly
-    /// `wire.backoff` after a back-pressure notice.
+    /// The sender's `Send` ops that failed (nodeflow only; 0 under flow
+    /// control).
     pub refused_send: u64,
     /// Times the host found the sender's lane full and pushed again
     /// (nodeflow only; back-pressure, not loss).

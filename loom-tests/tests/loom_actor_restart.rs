@@ -60,7 +60,7 @@ use std::time::Duration;
 
 use common::{
     config, echo_graph, factory, finished_left, grenade_graph, later_graph, manual_clock,
-    next_finished, one_way, x, Grenade, Later, ModelSize, Parked, GRENADE, PEER,
+    next_finished, on_big_stack, one_way, x, Grenade, Later, ModelSize, Parked, GRENADE, PEER,
 };
 use nodeflow_actors::{ActorReport, NodeActor, Router};
 use nodeflow_engine::sync::atomic::{AtomicUsize, Ordering};
@@ -78,36 +78,39 @@ fn routed_during_restart(name: &'static str, broken: Option<&'static str>) {
     let size = ModelSize::new(name);
     let iterations = size.counter();
     loom::model(move || {
-        iterations.bump();
-        let router = Arc::new(Router::new());
-        let handle = NodeActor::spawn_supervised(
-            factory(|| {
-                Node::builder(PEER)
-                    .graph(echo_graph())
-                    .graph(grenade_graph())
-            }),
-            Arc::clone(&router),
-            manual_clock(),
-            config(broken),
-        )
-        .expect("the actor starts");
-        let outputs = handle.subscribe().expect("room for a subscriber");
-        handle
-            .deliver_event(GRENADE, Box::new(Grenade))
-            .expect("the mailbox is open");
-        // Races the actor taking the grenade, panicking and restarting.
-        router
-            .route(one_way(FROM, PEER, 5))
-            .expect("the mailbox and its router entry survive a restart");
-        // Blocks in the loom channel: a lost envelope is a loom deadlock.
-        assert_eq!(next_finished(&outputs), (None, Some(5)));
-        assert!(router.contains(PEER), "a restart keeps the router entry");
+        let iterations = iterations.clone();
+        on_big_stack(move || {
+            iterations.bump();
+            let router = Arc::new(Router::new());
+            let handle = NodeActor::spawn_supervised(
+                factory(|| {
+                    Node::builder(PEER)
+                        .graph(echo_graph())
+                        .graph(grenade_graph())
+                }),
+                Arc::clone(&router),
+                manual_clock(),
+                config(broken),
+            )
+            .expect("the actor starts");
+            let outputs = handle.subscribe().expect("room for a subscriber");
+            handle
+                .deliver_event(GRENADE, Box::new(Grenade))
+                .expect("the mailbox is open");
+            // Races the actor taking the grenade, panicking and restarting.
+            router
+                .route(one_way(FROM, PEER, 5))
+                .expect("the mailbox and its router entry survive a restart");
+            // Blocks in the loom channel: a lost envelope is a loom deadlock.
+            assert_eq!(next_finished(&outputs), (None, Some(5)));
+            assert!(router.contains(PEER), "a restart keeps the router entry");
 
-        let report = handle.stop().expect("restarted once, then stopped");
-        assert_eq!(finished_left(&outputs), 0, "the envelope ran once");
-        assert_restarted_once(&report, 2, 0);
-        assert_eq!(report.node.envelopes_received, 1);
-        assert!(!router.contains(PEER), "stop unregisters the Node");
+            let report = handle.stop().expect("restarted once, then stopped");
+            assert_eq!(finished_left(&outputs), 0, "the envelope ran once");
+            assert_restarted_once(&report, 2, 0);
+            assert_eq!(report.node.envelopes_received, 1);
+            assert!(!router.contains(PEER), "stop unregisters the Node");
+        });
     });
 }
 
@@ -117,62 +120,65 @@ fn completion_during_restart(name: &'static str, broken: Option<&'static str>) {
     let size = ModelSize::new(name);
     let iterations = size.counter();
     loom::model(move || {
-        iterations.bump();
-        let (parked_tx, parked_rx) = unbounded::<Parked>();
-        let (restarting_tx, restarting_rx) = unbounded::<()>();
-        let builds = Arc::new(AtomicUsize::new(0));
-        let node_factory = factory(move || {
-            // Every build after the first one (at spawn) is a restart.
-            if builds.fetch_add(1, Ordering::SeqCst) > 0 {
-                let _ = restarting_tx.send(());
-            }
-            Node::builder(PEER)
-                .component(
-                    "later",
-                    Box::new(Later {
-                        parked: parked_tx.clone(),
-                    }),
-                )
-                .graph(later_graph())
-                .graph(grenade_graph())
-        });
-        let router = Arc::new(Router::new());
-        let handle = NodeActor::spawn_supervised(
-            node_factory,
-            Arc::clone(&router),
-            manual_clock(),
-            config(broken),
-        )
-        .expect("the actor starts");
-        let outputs = handle.subscribe().expect("room for a subscriber");
-        handle
-            .invoke(SiteId::new(0), x(5), 1)
-            .expect("the mailbox is open");
-        let parked = parked_rx.recv().expect("the op parks");
-        // Answered between polls, after the op parked: the restart base.
-        let snapshot = handle
-            .snapshot(Duration::from_secs(3600))
-            .expect("the Node snapshots");
-        assert!(!snapshot.is_empty());
+        let iterations = iterations.clone();
+        on_big_stack(move || {
+            iterations.bump();
+            let (parked_tx, parked_rx) = unbounded::<Parked>();
+            let (restarting_tx, restarting_rx) = unbounded::<()>();
+            let builds = Arc::new(AtomicUsize::new(0));
+            let node_factory = factory(move || {
+                // Every build after the first one (at spawn) is a restart.
+                if builds.fetch_add(1, Ordering::SeqCst) > 0 {
+                    let _ = restarting_tx.send(());
+                }
+                Node::builder(PEER)
+                    .component(
+                        "later",
+                        Box::new(Later {
+                            parked: parked_tx.clone(),
+                        }),
+                    )
+                    .graph(later_graph())
+                    .graph(grenade_graph())
+            });
+            let router = Arc::new(Router::new());
+            let handle = NodeActor::spawn_supervised(
+                node_factory,
+                Arc::clone(&router),
+                manual_clock(),
+                config(broken),
+            )
+            .expect("the actor starts");
+            let outputs = handle.subscribe().expect("room for a subscriber");
+            handle
+                .invoke(SiteId::new(0), x(5), 1)
+                .expect("the mailbox is open");
+            let parked = parked_rx.recv().expect("the op parks");
+            // Answered between polls, after the op parked: the restart base.
+            let snapshot = handle
+                .snapshot(Duration::from_secs(3600))
+                .expect("the Node snapshots");
+            assert!(!snapshot.is_empty());
 
-        let pool = thread::spawn(move || {
-            restarting_rx.recv().expect("the Node restarts");
-            parked.complete_plus(100)
-        });
-        handle
-            .deliver_event(GRENADE, Box::new(Grenade))
-            .expect("the mailbox is open");
-        // Blocks: a completion lost in the restart is a loom deadlock.
-        assert_eq!(next_finished(&outputs), (Some(1), Some(105)));
-        pool.join()
-            .expect("the pool thread ran")
-            .expect("the restored Node's mailbox took the result");
+            let pool = thread::spawn(move || {
+                restarting_rx.recv().expect("the Node restarts");
+                parked.complete_plus(100)
+            });
+            handle
+                .deliver_event(GRENADE, Box::new(Grenade))
+                .expect("the mailbox is open");
+            // Blocks: a completion lost in the restart is a loom deadlock.
+            assert_eq!(next_finished(&outputs), (Some(1), Some(105)));
+            pool.join()
+                .expect("the pool thread ran")
+                .expect("the restored Node's mailbox took the result");
 
-        let report = handle.stop().expect("restarted once, then stopped");
-        assert_eq!(finished_left(&outputs), 0, "the op resumed once");
-        assert_restarted_once(&report, 2, 1);
-        assert_eq!(report.node.unknown_completions, 0);
-        assert!(!router.contains(PEER), "stop unregisters the Node");
+            let report = handle.stop().expect("restarted once, then stopped");
+            assert_eq!(finished_left(&outputs), 0, "the op resumed once");
+            assert_restarted_once(&report, 2, 1);
+            assert_eq!(report.node.unknown_completions, 0);
+            assert!(!router.contains(PEER), "stop unregisters the Node");
+        });
     });
 }
 

@@ -38,8 +38,8 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::{
-    config, finished_left, later_graph, manual_clock, next_finished, x, Later, ModelSize, Parked,
-    PEER,
+    config, finished_left, later_graph, manual_clock, next_finished, on_big_stack, x, Later,
+    ModelSize, Parked, PEER,
 };
 use nodeflow_actors::{ActorHandle, NodeActor, Router};
 use nodeflow_engine::sync::channel::unbounded;
@@ -54,52 +54,55 @@ fn drain_waits_for_parked_work(name: &'static str, broken: Option<&'static str>)
     let size = ModelSize::new(name);
     let iterations = size.counter();
     loom::model(move || {
-        iterations.bump();
-        let (parked_tx, parked_rx) = unbounded::<Parked>();
-        let node = Node::builder(PEER)
-            .component("later", Box::new(Later { parked: parked_tx }))
-            .graph(later_graph())
-            .build()
-            .expect("a valid node");
-        let router = Arc::new(Router::new());
-        let handle: ActorHandle =
-            NodeActor::spawn(node, Arc::clone(&router), manual_clock(), config(broken))
-                .expect("the actor starts");
-        let outputs = handle.subscribe().expect("room for a subscriber");
-        handle
-            .invoke(SiteId::new(0), x(5), 1)
-            .expect("the mailbox is open");
-        let parked = parked_rx.recv().expect("the op parks");
-        let pool = thread::spawn(move || parked.complete_plus(100).is_ok());
+        let iterations = iterations.clone();
+        on_big_stack(move || {
+            iterations.bump();
+            let (parked_tx, parked_rx) = unbounded::<Parked>();
+            let node = Node::builder(PEER)
+                .component("later", Box::new(Later { parked: parked_tx }))
+                .graph(later_graph())
+                .build()
+                .expect("a valid node");
+            let router = Arc::new(Router::new());
+            let handle: ActorHandle =
+                NodeActor::spawn(node, Arc::clone(&router), manual_clock(), config(broken))
+                    .expect("the actor starts");
+            let outputs = handle.subscribe().expect("room for a subscriber");
+            handle
+                .invoke(SiteId::new(0), x(5), 1)
+                .expect("the mailbox is open");
+            let parked = parked_rx.recv().expect("the op parks");
+            let pool = thread::spawn(move || parked.complete_plus(100).is_ok());
 
-        // Phase 1 races the result; phase 2 waits for the thread to exit.
-        handle.begin_drain(PATIENCE);
-        let report = handle
-            .finish(Instant::now() + PATIENCE)
-            .expect("the actor drains and exits");
-        assert!(
-            pool.join().expect("the pool thread ran"),
-            "the mailbox took the result: the drain waited for it"
-        );
-        assert_eq!(next_finished(&outputs), (Some(1), Some(105)));
-        assert_eq!(finished_left(&outputs), 0, "the execution finished once");
+            // Phase 1 races the result; phase 2 waits for the thread to exit.
+            handle.begin_drain(PATIENCE);
+            let report = handle
+                .finish(Instant::now() + PATIENCE)
+                .expect("the actor drains and exits");
+            assert!(
+                pool.join().expect("the pool thread ran"),
+                "the mailbox took the result: the drain waited for it"
+            );
+            assert_eq!(next_finished(&outputs), (Some(1), Some(105)));
+            assert_eq!(finished_left(&outputs), 0, "the execution finished once");
 
-        assert!(!report.drain_deadline_hit && !report.drain_incomplete);
-        assert_eq!(report.abandoned_executions, 0);
-        assert_eq!(report.node.executions_finished, 1);
-        assert_eq!(report.node.unknown_completions, 0);
-        assert_eq!(report.dropped_at_close, 0);
-        assert_eq!(report.ingress.data.accepted, 1, "the invoke");
-        assert_eq!(report.ingress.control.accepted, 1, "the completion");
-        let account = report.account();
-        assert_eq!(account.queued, 0, "nothing left in a stopped mailbox");
-        assert_eq!(account.processed, 2);
-        assert_eq!(
-            account.accepted,
-            account.processed + account.dropped_at_close + account.lost_in_restart,
-            "{account:?}"
-        );
-        assert!(!router.contains(PEER), "the drained Node unregistered");
+            assert!(!report.drain_deadline_hit && !report.drain_incomplete);
+            assert_eq!(report.abandoned_executions, 0);
+            assert_eq!(report.node.executions_finished, 1);
+            assert_eq!(report.node.unknown_completions, 0);
+            assert_eq!(report.dropped_at_close, 0);
+            assert_eq!(report.ingress.data.accepted, 1, "the invoke");
+            assert_eq!(report.ingress.control.accepted, 1, "the completion");
+            let account = report.account();
+            assert_eq!(account.queued, 0, "nothing left in a stopped mailbox");
+            assert_eq!(account.processed, 2);
+            assert_eq!(
+                account.accepted,
+                account.processed + account.dropped_at_close + account.lost_in_restart,
+                "{account:?}"
+            );
+            assert!(!router.contains(PEER), "the drained Node unregistered");
+        });
     });
 }
 

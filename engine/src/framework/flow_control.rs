@@ -297,6 +297,14 @@ impl FlowControl {
             .available
             .saturating_add(credit)
             .min(self.config.window);
+        self.release_from(from, released);
+    }
+
+    /// Releases held envelopes to `peer` while it has credit, in order.
+    fn release_from(&mut self, peer: PeerId, released: &mut Vec<Held>) {
+        let Some(window) = self.send.get_mut(&peer) else {
+            return;
+        };
         while window.available > 0 {
             let Some(held) = window.held.pop_front() else {
                 break;
@@ -470,18 +478,7 @@ impl FlowControl {
             .map(|(p, _)| *p)
             .collect();
         for peer in peers {
-            if let Some(window) = self.send.get_mut(&peer) {
-                while window.available > 0 {
-                    let Some(held) = window.held.pop_front() else {
-                        break;
-                    };
-                    window.available -= 1;
-                    self.held_by_cmd.remove(&held.cmd);
-                    self.held_total -= 1;
-                    self.stats.released += 1;
-                    released.push(held);
-                }
-            }
+            self.release_from(peer, released);
         }
     }
 }

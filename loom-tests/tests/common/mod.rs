@@ -33,8 +33,10 @@ use nodeflow_engine::{
 pub type StdArc<T> = std::sync::Arc<T>; // sync-facade: allow (iteration counter and trait-object Arc)
 
 /// The actor thread's stack size handed to loom (in words, even: an odd
-/// size makes the coroutine library track its usage).
-pub const ACTOR_STACK: usize = 64 * 1024;
+/// size makes the coroutine library track its usage). A restart builds,
+/// snapshots and restores Nodes on this stack: 64 K words overflowed once
+/// the Node carried flow-control state.
+pub const ACTOR_STACK: usize = 256 * 1024;
 
 /// The peer every model's actor runs.
 pub const PEER: PeerId = PeerId::new(7);
@@ -318,4 +320,17 @@ impl Iterations {
     pub fn bump(&self) {
         self.0.fetch_add(1, Ordering::Relaxed);
     }
+}
+
+/// Runs a model's body on a loom thread with [`ACTOR_STACK`] and joins it:
+/// loom's own model thread keeps its small default stack, too small to
+/// build, snapshot and restore a Node on.
+pub fn on_big_stack(body: impl FnOnce() + Send + 'static) {
+    nodeflow_engine::sync::thread::Builder::new()
+        .name("model".into())
+        .stack_size(ACTOR_STACK)
+        .spawn(body)
+        .expect("loom spawns the model thread")
+        .join()
+        .expect("the model body ran");
 }
