@@ -179,7 +179,9 @@ fn a_million_message_stream_through_a_small_window_arrives_whole_and_in_order() 
     // The window bounded the receiver's queue (plus nothing else: no host
     // input goes to it).
     assert!(r.ingress.data.high_water <= 16);
-    // The sender parked Sends for credit, so its host was slowed down.
+    // The sender's Sends waited for credit (the window, not the lane, set
+    // the pace) and none is left waiting.
+    assert!(s.node.sends_held > 0, "the window never ran out");
     assert!(s.node.parked == 0 && s.node.live_executions == 0);
     eprintln!("host invokes refused (and retried): {host_refused}");
 }

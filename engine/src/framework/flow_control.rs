@@ -289,7 +289,13 @@ impl FlowControl {
             return;
         }
         self.stats.credits_received += u64::from(credit);
-        let Some(window) = self.send.get_mut(&from) else {
+        self.add_credit(from, credit, released);
+    }
+
+    /// Adds `credit` for sends to `peer` (capped at the window) and releases
+    /// what it lets go; counts nothing as received.
+    fn add_credit(&mut self, peer: PeerId, credit: u32, released: &mut Vec<Held>) {
+        let Some(window) = self.send.get_mut(&peer) else {
             // Never sent to: the window is still full.
             return;
         };
@@ -297,7 +303,7 @@ impl FlowControl {
             .available
             .saturating_add(credit)
             .min(self.config.window);
-        self.release_from(from, released);
+        self.release_from(peer, released);
     }
 
     /// Releases held envelopes to `peer` while it has credit, in order.
@@ -325,8 +331,7 @@ impl FlowControl {
             return;
         }
         // Not counted as received: the receiver returned nothing.
-        self.grant(to, 1, released);
-        self.stats.credits_received -= 1;
+        self.add_credit(to, 1, released);
     }
 
     /// Removes the envelope held for `cmd` (its `Send` passed its deadline

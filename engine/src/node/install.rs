@@ -167,6 +167,9 @@ pub(crate) struct CompiledGraph {
     /// Ops with no inputs that are not trigger sources: they fire at the
     /// start of every execution.
     pub roots: Vec<u32>,
+    /// `Reply` ops, by index: a request's execution that fired none of
+    /// them is answered with a failure when it ends.
+    pub reply_ops: Vec<u32>,
     /// Run before any other traffic is processed.
     pub bootstrap: bool,
 }
@@ -176,15 +179,9 @@ impl CompiledGraph {
     /// flags (an execution started by a request that ends without one is
     /// answered with a failure).
     pub fn replied(&self, fired: &[bool]) -> bool {
-        self.ops.iter().zip(fired).any(|(op, fired)| {
-            *fired
-                && matches!(
-                    op.dispatch,
-                    Dispatch::Syscall(crate::syscall::Syscall::Wire(
-                        crate::syscall::WireSyscall::Reply
-                    ))
-                )
-        })
+        self.reply_ops
+            .iter()
+            .any(|&op| fired.get(op as usize).copied().unwrap_or(false))
     }
 
     /// Value index of the graph input named `name`.
@@ -252,6 +249,7 @@ fn compile(
     let mut ops = Vec::with_capacity(graph.ops.len());
     let mut sources = Vec::new();
     let mut roots = Vec::new();
+    let mut reply_ops = Vec::new();
     for (index, op) in graph.ops.iter().enumerate() {
         // check_structure caps the op count far below u32::MAX.
         let index = index as u32;
@@ -306,6 +304,14 @@ fn compile(
         {
             roots.push(index);
         }
+        if matches!(
+            dispatch,
+            Dispatch::Syscall(crate::syscall::Syscall::Wire(
+                crate::syscall::WireSyscall::Reply
+            ))
+        ) {
+            reply_ops.push(index);
+        }
         ops.push(CompiledOp {
             dispatch,
             op_ref: OpRef::new(site, index),
@@ -334,6 +340,7 @@ fn compile(
         is_output,
         sources,
         roots,
+        reply_ops,
         bootstrap: entry.bootstrap,
     })
 }
