@@ -21,6 +21,7 @@
 //! * A [`CompletionHandle`] dropped without completing fails its command
 //!   with [`COMPLETION_DROPPED_DETAIL`], so the op never waits forever.
 
+use std::borrow::Cow;
 use std::fmt;
 use std::marker::PhantomData;
 
@@ -28,6 +29,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::budget::CopyInError;
 use crate::bus::{AllocFailReason, AppIngressError, AppIngressErrorKind, AppIngressSource};
+use crate::component::{OpError, OpErrorKind};
 use crate::ids::CommandId;
 use crate::ingress::{CompletionPayload, IngressEvent, IngressQueue, COMPLETION_DETAIL_CAP};
 use crate::sync::atomic::{AtomicU64, Ordering};
@@ -51,8 +53,16 @@ pub trait CompletionSink: Send + Sync {
         values: Vec<(String, Box<dyn SlotValue>)>,
     ) -> Result<(), CompletionError>;
 
-    /// Fails `cmd`; `detail` is cut at [`COMPLETION_DETAIL_CAP`] bytes.
+    /// Fails `cmd`; `detail` is cut at [`COMPLETION_DETAIL_CAP`] bytes. The
+    /// op fails [`OpErrorKind::Failed`] with reason `completion.failed`.
     fn fail(&self, cmd: CommandId, detail: &str) -> Result<(), CompletionError>;
+
+    /// Fails `cmd` with a typed error whose kind and reason the op's
+    /// failure keeps (its detail is cut as in [`CompletionSink::fail`]).
+    /// The default forwards the error's text to [`CompletionSink::fail`].
+    fn fail_op(&self, cmd: CommandId, error: &OpError) -> Result<(), CompletionError> {
+        self.fail(cmd, &error.to_string())
+    }
 }
 
 /// `queue` as a shareable [`CompletionSink`], for [`CompletionHandle::new`].
@@ -185,6 +195,24 @@ impl CompletionSink for IngressQueue {
     }
 
     fn fail(&self, cmd: CommandId, detail: &str) -> Result<(), CompletionError> {
+        self.fail_typed(cmd, OpErrorKind::Failed, "completion.failed".into(), detail)
+    }
+
+    fn fail_op(&self, cmd: CommandId, error: &OpError) -> Result<(), CompletionError> {
+        self.fail_typed(cmd, error.kind, error.reason.clone(), &error.detail)
+    }
+}
+
+impl IngressQueue {
+    /// Queues a typed failure for `cmd`, its detail cut and copied into
+    /// fallibly reserved memory.
+    fn fail_typed(
+        &self,
+        cmd: CommandId,
+        kind: OpErrorKind,
+        reason: Cow<'static, str>,
+        detail: &str,
+    ) -> Result<(), CompletionError> {
         let detail = truncate_at_char_boundary(detail, COMPLETION_DETAIL_CAP);
         let mut owned = String::new();
         if owned.try_reserve_exact(detail.len()).is_err() {
@@ -196,9 +224,10 @@ impl CompletionSink for IngressQueue {
             );
         }
         owned.push_str(detail);
+        let error = Box::new(OpError::new(kind, reason, owned));
         self.deliver(
             cmd,
-            IngressEvent::CompletionFailed { cmd, detail: owned },
+            IngressEvent::CompletionFailed { cmd, error },
             &self.sink_counters.failures_delivered,
         )
     }
@@ -220,6 +249,10 @@ impl<S: CompletionSink + ?Sized> CompletionSink for Arc<S> {
 
     fn fail(&self, cmd: CommandId, detail: &str) -> Result<(), CompletionError> {
         (**self).fail(cmd, detail)
+    }
+
+    fn fail_op(&self, cmd: CommandId, error: &OpError) -> Result<(), CompletionError> {
+        (**self).fail_op(cmd, error)
     }
 }
 
@@ -339,6 +372,15 @@ where
         }
     }
 
+    /// Fails the command with a typed error: the op's failure keeps its
+    /// kind and reason.
+    pub fn fail_op(mut self, error: &OpError) -> Result<(), CompletionError> {
+        match self.sink.take() {
+            Some(sink) => sink.fail_op(self.cmd, error),
+            None => Ok(()),
+        }
+    }
+
     /// Fails the command with `error`'s `Display` text.
     pub fn fail(mut self, error: &E) -> Result<(), CompletionError> {
         match self.sink.take() {
@@ -421,7 +463,10 @@ mod tests {
 
     fn failure(event: Option<IngressEvent>) -> (CommandId, String) {
         match event {
-            Some(IngressEvent::CompletionFailed { cmd, detail }) => (cmd, detail),
+            Some(IngressEvent::CompletionFailed { cmd, error }) => {
+                assert_eq!(error.reason, "completion.failed");
+                (cmd, error.detail)
+            }
             other => panic!("expected a completion failure, got {other:?}"),
         }
     }

@@ -27,6 +27,7 @@ use std::any::Any;
 use std::borrow::Cow;
 use std::fmt;
 
+use crate::graph::OpNode;
 use crate::ids::CommandId;
 use crate::resource::RuntimeResourceRef;
 use crate::value::SlotValue;
@@ -72,6 +73,16 @@ pub trait Component: Any + Send {
     /// Maps an `op_type` to the handler that runs it, or `None` if this
     /// component does not implement it (an install-time error).
     fn resolve_op(&self, op_type: &str) -> Option<LocalOpId>;
+
+    /// Installs one op of a graph: the whole node (attributes included) is
+    /// shown so the component can parse and check its configuration once,
+    /// here, instead of on every dispatch. Returns the handler to dispatch
+    /// to, `Ok(None)` if the component has no such op (an install error
+    /// naming it), or an error that refuses the install (for example a bad
+    /// attribute). The default resolves by `op_type` alone.
+    fn install_op(&mut self, op: &OpNode) -> Result<Option<LocalOpId>, OpError> {
+        Ok(self.resolve_op(&op.op_type))
+    }
 
     /// Runs op `op` once for one execution.
     ///

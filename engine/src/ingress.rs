@@ -94,6 +94,7 @@ use serde::{Deserialize, Serialize};
 use crate::budget::{ByteBudget, ByteCharge, ChargedBytes};
 use crate::bus::AppIngressError;
 use crate::completion::{CompletionStats, SinkCounters};
+use crate::component::OpError;
 use crate::ids::{CommandId, EventKind, SiteId};
 use crate::sync::atomic::{fence, AtomicU64, AtomicUsize, Ordering};
 use crate::sync::channel::{unbounded, Receiver, Sender};
@@ -176,8 +177,11 @@ pub enum IngressEvent {
     CompletionFailed {
         /// The command that failed.
         cmd: CommandId,
-        /// What went wrong, at most [`COMPLETION_DETAIL_CAP`] bytes.
-        detail: String,
+        /// What went wrong: its kind and stable reason as the failing side
+        /// gave them (`Failed` / `completion.failed` for a plain
+        /// [`CompletionSink::fail`]), its detail at most
+        /// [`COMPLETION_DETAIL_CAP`] bytes.
+        error: Box<OpError>,
     },
     /// An input was refused at the boundary (control lane); for a refused
     /// completion the engine fails the parked op with this reason.

@@ -37,7 +37,9 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use nodeflow_actors::panic_message;
 use nodeflow_engine::sync::atomic::{AtomicU64, Ordering};
 use nodeflow_engine::sync::Arc;
-use nodeflow_engine::{CommandId, CompletionHandle, CompletionSink, SlotValue};
+use nodeflow_engine::{
+    CommandId, CompletionHandle, CompletionSink, OpError, OpErrorKind, SlotValue,
+};
 
 /// The named output values a compute job produces, as the completion sink takes them.
 pub type JobOutputs = Vec<(String, Box<dyn SlotValue>)>;
@@ -146,6 +148,18 @@ impl ComputePool {
     where
         F: FnOnce() -> Result<JobOutputs, String> + Send + 'static,
     {
+        self.spawn_op_job(sink, cmd, move || {
+            job().map_err(|detail| OpError::new(OpErrorKind::Failed, "completion.failed", detail))
+        });
+    }
+
+    /// Like [`ComputePool::spawn_job`], for a job whose failure is a typed
+    /// [`OpError`]: the parked op fails with that error's kind and reason
+    /// (a panic still fails it `Failed`, `compute.panicked`).
+    pub fn spawn_op_job<F>(&self, sink: Arc<dyn CompletionSink>, cmd: CommandId, job: F)
+    where
+        F: FnOnce() -> Result<JobOutputs, OpError> + Send + 'static,
+    {
         let handle = CompletionHandle::<(), String>::new(cmd, sink);
         let counters = self.counters.clone();
         counters.submitted.fetch_add(1, Ordering::Relaxed);
@@ -196,22 +210,23 @@ struct PoolCounters {
 /// Steps 2-4 of the lifecycle in the module docs, on a pool thread.
 fn run_job<F>(counters: &PoolCounters, handle: CompletionHandle<(), String>, job: F)
 where
-    F: FnOnce() -> Result<JobOutputs, String>,
+    F: FnOnce() -> Result<JobOutputs, OpError>,
 {
     let posted = match catch_unwind(AssertUnwindSafe(job)) {
         Ok(Ok(values)) => {
             counters.completed.fetch_add(1, Ordering::Relaxed);
             handle.complete_values(values)
         }
-        Ok(Err(detail)) => {
+        Ok(Err(error)) => {
             counters.failed.fetch_add(1, Ordering::Relaxed);
-            handle.fail(&detail)
+            handle.fail_op(&error)
         }
         Err(payload) => {
             counters.panicked.fetch_add(1, Ordering::Relaxed);
-            handle.fail(&format!(
-                "compute job panicked: {}",
-                panic_message(payload.as_ref())
+            handle.fail_op(&OpError::new(
+                OpErrorKind::Failed,
+                "compute.panicked",
+                format!("compute job panicked: {}", panic_message(payload.as_ref())),
             ))
         }
     };

@@ -19,14 +19,25 @@
 //!
 //! The engine and the actor host are re-exported whole ([`engine`],
 //! [`actors`]) and their common types flat, so users depend on one crate.
-//! The CPU tensor backend is still to come.
+//! [`Tensor`] is the slot value models are made of (f32, i64 or bool over
+//! ndarray, shared behind an `Arc`); [`CpuBackend`] is the component, bound
+//! at slot `ai.onnx`, that runs ONNX ops on tensors, small ones inline and
+//! large ones on the compute pool.
 //!
 //! Invariants: no job can abort the process (a panicking job fails only its
 //! own op, see [`ComputePool`]); no Node thread outlives its [`Runtime`].
 
+mod backend;
 mod compute_component;
 mod compute_pool;
 mod runtime;
+mod tensor;
+
+pub use backend::{BackendConfig, CpuBackend, BACKEND_KIND};
+pub use tensor::{
+    tensor_registry, ArcArrayD, DType, Element, Tensor, TensorDecodeError, TensorError,
+    MAX_ELEMENTS, MAX_RANK,
+};
 
 pub use compute_component::{ComputeComponent, ComputeFn};
 pub use compute_pool::{ComputePool, ComputePoolError, ComputePoolStats, JobOutputs};

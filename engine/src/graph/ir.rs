@@ -159,14 +159,47 @@ pub enum AttributeValue {
     Tensor(TensorProto),
 }
 
-/// A dense, row-major f32 tensor carried in an attribute.
+/// A dense, row-major tensor carried in an attribute: f32 by default,
+/// or i64 / bool (ONNX's `Constant`, `ConstantOfShape` and `Cast` carry
+/// integer and boolean tensors too).
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct TensorProto {
     /// Extent of each axis; empty for a scalar.
     pub dims: Vec<i64>,
-    /// Elements in row-major order; `dims` product many.
+    /// The element type; [`TensorElem::Float`] when absent from JSON.
+    #[serde(default, skip_serializing_if = "TensorElem::is_float")]
+    pub elem: TensorElem,
+    /// Elements of a [`TensorElem::Float`] tensor in row-major order;
+    /// `dims` product many (empty for the other element types).
+    #[serde(default)]
     pub data: Vec<f32>,
+    /// Elements of an [`TensorElem::Int64`] tensor, or of a
+    /// [`TensorElem::Bool`] tensor as 0 / 1, in row-major order (empty for
+    /// a float tensor).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub int64_data: Vec<i64>,
+}
+
+/// The element type of a [`TensorProto`].
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum TensorElem {
+    /// 32-bit floats, in [`TensorProto::data`].
+    #[default]
+    Float,
+    /// 64-bit signed integers, in [`TensorProto::int64_data`].
+    Int64,
+    /// Booleans as 0 / 1, in [`TensorProto::int64_data`].
+    Bool,
+}
+
+impl TensorElem {
+    /// Whether this is [`TensorElem::Float`] (serde's skip test).
+    pub fn is_float(&self) -> bool {
+        matches!(self, Self::Float)
+    }
 }
 
 /// One metadata key/value pair of an op.
@@ -665,12 +698,16 @@ impl OpNode {
             let AttributeValue::Tensor(tensor) = &attribute.value else {
                 continue;
             };
-            if tensor.element_count() != Some(tensor.data.len()) {
+            let misplaced = match tensor.elem {
+                TensorElem::Float => !tensor.int64_data.is_empty(),
+                TensorElem::Int64 | TensorElem::Bool => !tensor.data.is_empty(),
+            };
+            if misplaced || tensor.element_count() != Some(tensor.data_len()) {
                 return Err(GraphError::BadTensor {
                     op: self.name.clone(),
                     attribute: attribute.name.clone(),
                     dims: tensor.dims.clone(),
-                    data_len: tensor.data.len(),
+                    data_len: tensor.data_len(),
                 });
             }
         }
@@ -733,7 +770,41 @@ impl AttributeValue {
 impl TensorProto {
     /// A tensor of the given dims and row-major data.
     pub fn new(dims: Vec<i64>, data: Vec<f32>) -> Self {
-        Self { dims, data }
+        Self {
+            dims,
+            elem: TensorElem::Float,
+            data,
+            int64_data: Vec::new(),
+        }
+    }
+
+    /// An i64 tensor of the given dims and row-major data.
+    pub fn int64(dims: Vec<i64>, data: Vec<i64>) -> Self {
+        Self {
+            dims,
+            elem: TensorElem::Int64,
+            data: Vec::new(),
+            int64_data: data,
+        }
+    }
+
+    /// A bool tensor of the given dims and row-major data.
+    pub fn boolean(dims: Vec<i64>, data: &[bool]) -> Self {
+        Self {
+            dims,
+            elem: TensorElem::Bool,
+            data: Vec::new(),
+            int64_data: data.iter().map(|&b| i64::from(b)).collect(),
+        }
+    }
+
+    /// How many elements the tensor holds in the field its
+    /// [`TensorProto::elem`] names.
+    pub fn data_len(&self) -> usize {
+        match self.elem {
+            TensorElem::Float => self.data.len(),
+            TensorElem::Int64 | TensorElem::Bool => self.int64_data.len(),
+        }
     }
 
     /// The number of elements `dims` describes, or `None` when a dim is

@@ -164,7 +164,7 @@ impl NodeBuilder {
             }
             components.push(Some(component));
         }
-        let graphs = install(self.graphs, &components, &slots)?;
+        let graphs = install(self.graphs, &mut components, &slots)?;
         let framework = Framework::new(&self.config.framework).map_err(BuildError::Config)?;
         let (ingress, budget) = match self.mailbox {
             Some(mailbox) => {

@@ -145,8 +145,10 @@ impl Node {
         let completion = match envelope.fills.into_iter().next() {
             None => Completion::Failed {
                 cmd: pending.cmd,
-                detail: format!(
-                    "{from} answered without a value: its op failed or produced nothing"
+                error: OpError::new(
+                    OpErrorKind::Failed,
+                    "completion.failed",
+                    format!("{from} answered without a value: its op failed or produced nothing"),
                 ),
             },
             Some(fill) => {
@@ -162,7 +164,11 @@ impl Node {
                     },
                     Err(err) => Completion::Failed {
                         cmd: pending.cmd,
-                        detail: format!("the response from {from} could not be decoded: {err}"),
+                        error: OpError::new(
+                            OpErrorKind::Failed,
+                            "completion.failed",
+                            format!("the response from {from} could not be decoded: {err}"),
+                        ),
                     },
                 }
             }

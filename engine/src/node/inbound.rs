@@ -55,9 +55,9 @@ impl Node {
                     charge,
                 });
             }
-            IngressEvent::CompletionFailed { cmd, detail } => {
+            IngressEvent::CompletionFailed { cmd, error } => {
                 self.completions
-                    .push_back(Completion::Failed { cmd, detail });
+                    .push_back(Completion::Failed { cmd, error: *error });
             }
             IngressEvent::IngressError(error) => {
                 // A completion refused at the boundary fails its op now
@@ -65,7 +65,11 @@ impl Node {
                 if let AppIngressSource::Completion { command } = error.source {
                     self.completions.push_back(Completion::Failed {
                         cmd: command,
-                        detail: format!("result refused at the Node boundary: {}", error.kind),
+                        error: OpError::new(
+                            OpErrorKind::Failed,
+                            "completion.refused",
+                            format!("result refused at the Node boundary: {}", error.kind),
+                        ),
                     });
                 }
                 self.refuse(error.source, error.kind);

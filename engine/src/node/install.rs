@@ -21,7 +21,7 @@
 
 use std::collections::HashMap;
 
-use crate::component::{Component, LocalOpId};
+use crate::component::{Component, LocalOpId, OpError};
 use crate::graph::{Graph, GraphError, GraphTopology, SYSCALL_DOMAIN};
 use crate::ids::{ComponentRef, OpRef, SiteId};
 use crate::syscall::{Syscall, SyscallParseError, TriggerSource};
@@ -86,6 +86,19 @@ pub enum InstallError {
         slot: String,
         /// The bound component's kind.
         kind: String,
+    },
+    /// The component bound at the op's slot refused to install it (for
+    /// example an attribute it cannot accept).
+    #[error("graph `{graph}`, op `{op}`: the component at slot `{slot}` refused it: {error}")]
+    OpRefused {
+        /// The graph's name.
+        graph: String,
+        /// The op's name.
+        op: String,
+        /// The slot.
+        slot: String,
+        /// The component's reason.
+        error: OpError,
     },
     /// A `Call` op names no installed graph, or its arity does not match.
     #[error("graph `{graph}`, op `{op}`: {problem}")]
@@ -205,7 +218,7 @@ pub(crate) struct GraphEntry {
 /// Compiles every graph and checks every component dependency.
 pub(crate) fn install(
     entries: Vec<GraphEntry>,
-    components: &[Option<Box<dyn Component>>],
+    components: &mut [Option<Box<dyn Component>>],
     slots: &HashMap<String, ComponentRef>,
 ) -> Result<Vec<CompiledGraph>, InstallError> {
     check_dependencies(components, slots)?;
@@ -226,7 +239,7 @@ pub(crate) fn install(
     for (index, entry) in entries.iter().enumerate() {
         // Checked above: every index fits a u32.
         let site = SiteId::new(index as u32);
-        compiled.push(compile(site, entry, components, slots, &names)?);
+        compiled.push(compile(site, entry, &mut *components, slots, &names)?);
     }
     Ok(compiled)
 }
@@ -234,7 +247,7 @@ pub(crate) fn install(
 fn compile(
     site: SiteId,
     entry: &GraphEntry,
-    components: &[Option<Box<dyn Component>>],
+    components: &mut [Option<Box<dyn Component>>],
     slots: &HashMap<String, ComponentRef>,
     names: &HashMap<&str, (SiteId, usize, usize)>,
 ) -> Result<CompiledGraph, InstallError> {
@@ -280,23 +293,28 @@ fn compile(
                 });
             };
             let component = components
-                .get(cref.index())
-                .and_then(Option::as_deref)
+                .get_mut(cref.index())
+                .and_then(Option::as_deref_mut)
                 .ok_or_else(|| InstallError::UnboundSlot {
                     graph: graph.name.clone(),
                     op: op.name.clone(),
                     slot: slot.to_owned(),
                 })?;
-            let local =
-                component
-                    .resolve_op(&op.op_type)
-                    .ok_or_else(|| InstallError::UnknownOp {
-                        graph: graph.name.clone(),
-                        op: op.name.clone(),
-                        op_type: op.op_type.clone(),
-                        slot: slot.to_owned(),
-                        kind: component.kind().to_owned(),
-                    })?;
+            let installed = component
+                .install_op(op)
+                .map_err(|error| InstallError::OpRefused {
+                    graph: graph.name.clone(),
+                    op: op.name.clone(),
+                    slot: slot.to_owned(),
+                    error,
+                })?;
+            let local = installed.ok_or_else(|| InstallError::UnknownOp {
+                graph: graph.name.clone(),
+                op: op.name.clone(),
+                op_type: op.op_type.clone(),
+                slot: slot.to_owned(),
+                kind: component.kind().to_owned(),
+            })?;
             (Dispatch::Component { cref, local }, true)
         };
         if op.inputs.iter().all(String::is_empty)

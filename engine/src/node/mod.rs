@@ -83,6 +83,7 @@ use install::CompiledGraph;
 use crate::budget::{ByteBudget, ByteCharge};
 use crate::bus::{AppIngressErrorKind, AppIngressSource, NodeEvent, TypedBus};
 use crate::component::Component;
+use crate::component::OpError;
 use crate::framework::{GovernorError, TimerId};
 use crate::framework_state::Framework;
 use crate::ids::{
@@ -194,7 +195,7 @@ enum Completion {
     },
     Failed {
         cmd: CommandId,
-        detail: String,
+        error: OpError,
     },
 }
 

@@ -36,7 +36,7 @@ impl Node {
                     results,
                     charge,
                 } => self.complete(cmd, results, charge),
-                Completion::Failed { cmd, detail } => self.fail_parked(cmd, detail),
+                Completion::Failed { cmd, error } => self.fail_parked(cmd, error),
             }
         }
     }
@@ -120,12 +120,11 @@ impl Node {
         self.finish_if_idle(parked.slot);
     }
 
-    fn fail_parked(&mut self, cmd: CommandId, detail: String) {
+    fn fail_parked(&mut self, cmd: CommandId, error: OpError) {
         if self.control_parked.contains_key(&cmd) {
-            self.finish_control(cmd, ControlOutcome::Failed(detail));
+            self.finish_control(cmd, ControlOutcome::Failed(error.detail));
             return;
         }
-        let error = OpError::new(OpErrorKind::Failed, "completion.failed", detail);
         self.fail_parked_op(cmd, error);
     }
 

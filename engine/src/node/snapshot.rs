@@ -56,7 +56,7 @@ use crate::resource::TimerEvent;
 use crate::value::{EncodeError, ValueDecodeError, ValueLimits};
 
 /// Version of the snapshot layout this build writes and reads.
-pub const SNAPSHOT_VERSION: u32 = 2;
+pub const SNAPSHOT_VERSION: u32 = 3;
 
 /// Header bytes before the body: version (4) and checksum (8).
 const HEADER_LEN: usize = 12;

@@ -123,7 +123,8 @@ pub(super) enum CompletionSnap {
     },
     Failed {
         cmd: CommandId,
-        detail: String,
+        /// Kind index (the wire's), reason, detail.
+        error: (u8, String, String),
     },
 }
 
@@ -140,7 +141,8 @@ pub(super) enum StagedSnap {
     },
     CompletionFailed {
         cmd: CommandId,
-        detail: String,
+        /// Kind index (the wire's), reason, detail.
+        error: (u8, String, String),
     },
     IngressError(AppIngressError),
     Wake,
@@ -322,9 +324,9 @@ impl CompletionSnap {
                 results: encode_named(results, || format!("result of {cmd}"))?,
                 charged: charge.as_ref().map(ByteCharge::bytes),
             },
-            Completion::Failed { cmd, detail } => Self::Failed {
+            Completion::Failed { cmd, error } => Self::Failed {
                 cmd: *cmd,
-                detail: detail.clone(),
+                error: error_snap(error),
             },
         })
     }
@@ -344,9 +346,9 @@ impl StagedSnap {
                     charged: charge.bytes(),
                 },
             },
-            IngressEvent::CompletionFailed { cmd, detail } => Self::CompletionFailed {
+            IngressEvent::CompletionFailed { cmd, error } => Self::CompletionFailed {
                 cmd: *cmd,
-                detail: detail.clone(),
+                error: error_snap(error),
             },
             IngressEvent::IngressError(error) => Self::IngressError(error.clone()),
             IngressEvent::Wake => Self::Wake,
@@ -428,13 +430,7 @@ impl EnvelopeSnap {
             reply_to: envelope.reply_to.clone(),
             fills,
             credit: envelope.credit,
-            failure: envelope.failure.as_ref().map(|error| {
-                (
-                    crate::wire::error_kind_index(error.kind),
-                    error.reason.to_string(),
-                    error.detail.clone(),
-                )
-            }),
+            failure: envelope.failure.as_deref().map(error_snap),
         })
     }
 }
@@ -540,7 +536,10 @@ impl CompletionSnap {
                     None => None,
                 },
             },
-            Self::Failed { cmd, detail } => Completion::Failed { cmd, detail },
+            Self::Failed { cmd, error } => Completion::Failed {
+                cmd,
+                error: error_from_snap(error),
+            },
         })
     }
 }
@@ -568,9 +567,10 @@ impl StagedSnap {
                     payload: CompletionPayload::Values { values, charge },
                 }
             }
-            Self::CompletionFailed { cmd, detail } => {
-                IngressEvent::CompletionFailed { cmd, detail }
-            }
+            Self::CompletionFailed { cmd, error } => IngressEvent::CompletionFailed {
+                cmd,
+                error: Box::new(error_from_snap(error)),
+            },
             Self::IngressError(error) => IngressEvent::IngressError(error),
             Self::Wake => IngressEvent::Wake,
             Self::Shutdown => IngressEvent::Shutdown,
@@ -641,11 +641,23 @@ impl EnvelopeSnap {
             reply_to: self.reply_to,
             fills,
             credit: self.credit,
-            failure: self.failure.map(|(kind, reason, detail)| {
-                let kind = crate::wire::error_kind_from_index(kind)
-                    .unwrap_or(crate::component::OpErrorKind::Failed);
-                Box::new(OpError::new(kind, reason, detail))
-            }),
+            failure: self.failure.map(|error| Box::new(error_from_snap(error))),
         })
     }
+}
+
+/// An op error as a snapshot stores it: the wire's kind index, reason, detail.
+fn error_snap(error: &OpError) -> (u8, String, String) {
+    (
+        crate::wire::error_kind_index(error.kind),
+        error.reason.to_string(),
+        error.detail.clone(),
+    )
+}
+
+/// The op error [`error_snap`] stored (an unknown kind index reads as `Failed`).
+fn error_from_snap((kind, reason, detail): (u8, String, String)) -> OpError {
+    let kind =
+        crate::wire::error_kind_from_index(kind).unwrap_or(crate::component::OpErrorKind::Failed);
+    OpError::new(kind, reason, detail)
 }
