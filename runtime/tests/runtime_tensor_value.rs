@@ -1,7 +1,9 @@
 //! The tensor value at the boundaries: codec round trips, hostile encodings refused typed before allocating, Node byte-budget charging.
 
 use nodeflow::engine::ValueLimits;
-use nodeflow::{tensor_registry, DType, SlotValue, Tensor, TensorDecodeError, MAX_ELEMENTS, MAX_RANK};
+use nodeflow::{
+    tensor_registry, DType, SlotValue, Tensor, TensorDecodeError, MAX_ELEMENTS, MAX_RANK,
+};
 
 fn header(code: u8, dims: &[u64]) -> Vec<u8> {
     let mut bytes = vec![1, code, dims.len() as u8];
@@ -110,11 +112,17 @@ fn bad_codes_and_bool_bytes_are_refused() {
 fn the_registry_refuses_hostile_bytes_typed() {
     let registry = tensor_registry();
     let err = registry
-        .decode(Tensor::TAG, &header(1, &[1 << 30, 1 << 30]), &ValueLimits::default())
+        .decode(
+            Tensor::TAG,
+            &header(1, &[1 << 30, 1 << 30]),
+            &ValueLimits::default(),
+        )
         .unwrap_err();
     assert!(err.to_string().contains("elements"), "{err}");
     let t = Tensor::from_f32(vec![3], vec![1.0, 2.0, 3.0]).unwrap();
-    let back = registry.decode(Tensor::TAG, &t.encode(), &ValueLimits::default()).unwrap();
+    let back = registry
+        .decode(Tensor::TAG, &t.encode(), &ValueLimits::default())
+        .unwrap();
     assert!(back.eq_value(&t));
 }
 
@@ -122,7 +130,9 @@ fn the_registry_refuses_hostile_bytes_typed() {
 fn a_fuzzed_stream_of_mutations_never_panics() {
     // Every single-byte mutation and every truncation of a valid encoding
     // decodes to a typed error or to a tensor whose shape matches its data.
-    let base = Tensor::from_i64(vec![2, 2], vec![1, 2, 3, 4]).unwrap().encode();
+    let base = Tensor::from_i64(vec![2, 2], vec![1, 2, 3, 4])
+        .unwrap()
+        .encode();
     for index in 0..base.len() {
         for byte in [0u8, 1, 2, 3, 0x7f, 0x80, 0xff] {
             let mut bytes = base.clone();

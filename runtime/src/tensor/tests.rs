@@ -4,7 +4,10 @@ use nodeflow_engine::ValueLimits;
 #[test]
 fn constructors_check_length_rank_and_size() {
     let t = Tensor::from_f32(vec![2, 3], vec![1.0; 6]).unwrap();
-    assert_eq!((t.dtype(), t.shape(), t.len()), (DType::F32, &[2usize, 3][..], 6));
+    assert_eq!(
+        (t.dtype(), t.shape(), t.len()),
+        (DType::F32, &[2usize, 3][..], 6)
+    );
     assert_eq!(
         Tensor::from_f32(vec![2, 3], vec![1.0; 5]).unwrap_err(),
         TensorError::DataLength {
