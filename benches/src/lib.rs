@@ -29,6 +29,7 @@ mod fanout;
 pub mod peers;
 mod ring;
 mod tell;
+mod tensor;
 
 use std::time::Duration;
 
@@ -45,6 +46,10 @@ pub use ring::{
 pub use tell::{
     count_graph, nodeflow_tell, raw_tell, tell_graph, CountComponent, InOrder, TellRun, COUNT_SLOT,
     HOST_BACKOFF,
+};
+pub use tensor::{
+    node_call, offload_crossover, op_graph, ramp, raw_add, raw_gemm, raw_matmul, tensor_node,
+    tensor_row, verify, TensorCase, TensorRow,
 };
 
 /// Upper bound on any single wait of a workload for its participants; a

@@ -13,6 +13,8 @@
 //! nodeflow-bench compute [--seconds S] [--inflight K]
 //!                                               # round trips through the compute pool vs raw rayon
 //! nodeflow-bench spawn [--nodes N]              # actors started/s, RSS and heap per actor
+//! nodeflow-bench tensor [--ms M]                # MatMul, Gemm, Add through a Node vs raw ndarray
+//! nodeflow-bench offload [--ms M]               # where handing an op to the pool pays
 //! ```
 //!
 //! The load-test scenarios (`pingpong` to `spawn`) measure nodeflow and its
@@ -46,9 +48,9 @@ use nodeflow::engine::sync::Arc;
 use nodeflow::engine::{SiteId, SlotValue, U64Value};
 use nodeflow_benches::{
     chain_graph, chain_node, invoke_to_output, nodeflow_compute, nodeflow_fanout, nodeflow_ring,
-    nodeflow_tell, parking_ring, raw_compute, raw_fanout, raw_ring, raw_tell, relay_compute,
-    tiny_node, BenchError, ComputeRun, FanoutRun, Peer, PingPongRun, RingRun, Stop, TellRun,
-    PATIENCE,
+    nodeflow_tell, offload_crossover, parking_ring, raw_compute, raw_fanout, raw_ring, raw_tell,
+    relay_compute, tensor_row, tiny_node, BenchError, ComputeRun, FanoutRun, Peer, PingPongRun,
+    RingRun, Stop, TellRun, TensorCase, TensorRow, PATIENCE,
 };
 use nodeflow_engine::{Node, PeerId};
 use serde_json::{json, Value};
@@ -92,7 +94,8 @@ static ALLOCATOR: Counting = Counting;
 const USAGE: &str = "usage: nodeflow-bench engine [--chain K] [--seconds S] | idle [--nodes N] \
     | pingpong [--seconds S] [PEERS] | ring [--nodes N] [--tokens K] [--seconds S] [PEERS] \
     | tell [--messages M] [--strict] [PEERS] \
-    | fanout [--nodes N] [--seconds S] | compute [--seconds S] [--inflight K] | spawn [--nodes N]; \
+    | fanout [--nodes N] [--seconds S] | compute [--seconds S] [--inflight K] | spawn [--nodes N] \
+    | tensor [--ms M] | offload [--ms M]; \
     PEERS: --peers actix,kameo,ractor (default) | --no-peers";
 
 fn main() -> ExitCode {
@@ -130,6 +133,10 @@ fn main() -> ExitCode {
         Some("compute") => flag("--inflight", 1)
             .and_then(|inflight| compute(seconds()?, inflight as usize).map_err(|e| e.to_string())),
         Some("spawn") => flag("--nodes", 1_000).and_then(|nodes| spawn(nodes as usize)),
+        Some("tensor") => flag("--ms", 300)
+            .and_then(|ms| tensor(Duration::from_millis(ms)).map_err(|e| e.to_string())),
+        Some("offload") => flag("--ms", 200)
+            .and_then(|ms| offload(Duration::from_millis(ms)).map_err(|e| e.to_string())),
         _ => Err(USAGE.into()),
     };
     match result {
@@ -646,4 +653,69 @@ fn spawn_threads(nodes: usize) -> Result<SpawnRun, String> {
         rss_bytes: rss,
         heap_bytes: heap,
     })
+}
+
+fn tensor_json(row: &TensorRow) -> Value {
+    json!({
+        "op": row.op,
+        "shapes": row.shapes,
+        "work": row.work,
+        "rounds": row.rounds,
+        "raw_ndarray_ns": row.raw_ns,
+        "node_inline_ns": row.inline_ns,
+        "node_pool_ns": row.pool_ns,
+        "inline_ratio_to_raw": ratio(row.inline_ns, row.raw_ns),
+        "pool_ratio_to_raw": ratio(row.pool_ns, row.raw_ns),
+    })
+}
+
+/// MatMul, Gemm and a broadcast Add through a Node (inline and on the
+/// pool) against raw ndarray, medians over about `budget` per case.
+fn tensor(budget: Duration) -> Result<String, BenchError> {
+    let pool = nodeflow::ComputePool::new(1).map_err(|e| BenchError::Setup(e.to_string()))?;
+    let mut rows = Vec::new();
+    for n in [64, 128, 256, 512] {
+        rows.push(tensor_row(TensorCase::MatMul(n), &pool, budget)?);
+        rows.push(tensor_row(TensorCase::Gemm(n), &pool, budget)?);
+    }
+    for n in [64, 256, 1024] {
+        rows.push(tensor_row(TensorCase::AddBroadcast(n), &pool, budget)?);
+    }
+    let big_enough = |r: &&TensorRow| r.op != "Add" && r.work >= 256 * 256 * 256;
+    let worst = rows
+        .iter()
+        .filter(big_enough)
+        .map(TensorRow::inline_ratio)
+        .fold(0.0, f64::max);
+    Ok(json!({
+        "scenario": "tensor",
+        "rows": rows.iter().map(tensor_json).collect::<Vec<_>>(),
+        "worst_inline_ratio_at_256_and_above": ratio(worst, 1.0),
+        "ratio_is": "median through a Node ÷ median raw ndarray, same arrays, same run",
+        "target": "<= 1.10 at 256x256 and above",
+        "target_met": worst <= 1.10,
+    })
+    .to_string())
+}
+
+/// Elementwise Adds of growing size inline and on the pool: the pool's
+/// fixed hand-off cost, the inline cost per element, and their crossover
+/// (the work at which an op keeps the actor thread as long as a hand-off).
+fn offload(budget: Duration) -> Result<String, BenchError> {
+    let pool = nodeflow::ComputePool::new(1).map_err(|e| BenchError::Setup(e.to_string()))?;
+    let mut rows = Vec::new();
+    for shift in [6, 10, 14, 16, 18, 20] {
+        rows.push(tensor_row(TensorCase::Add(1 << shift), &pool, budget)?);
+    }
+    let (handoff_ns, per_op_ns, crossover) =
+        offload_crossover(&rows).ok_or_else(|| BenchError::Verification("no rows".into()))?;
+    Ok(json!({
+        "scenario": "offload",
+        "rows": rows.iter().map(tensor_json).collect::<Vec<_>>(),
+        "pool_handoff_ns": handoff_ns,
+        "inline_ns_per_element_op": per_op_ns,
+        "crossover_work": crossover.round(),
+        "default_inline_work_limit": nodeflow::BackendConfig::DEFAULT_INLINE_WORK_LIMIT,
+    })
+    .to_string())
 }
