@@ -164,10 +164,34 @@ impl CpuBackend {
         attributes: &[Attribute],
         inputs: &[Option<Tensor>],
     ) -> Result<Vec<Tensor>, TensorError> {
+        Self::eval_op(op_type, attributes, inputs, None)
+    }
+
+    /// [`CpuBackend::eval`] for an op that declares `outputs` outputs (what
+    /// `Split` without sizes divides into).
+    pub fn eval_with_outputs(
+        op_type: &str,
+        attributes: &[Attribute],
+        inputs: &[Option<Tensor>],
+        outputs: usize,
+    ) -> Result<Vec<Tensor>, TensorError> {
+        Self::eval_op(op_type, attributes, inputs, Some(outputs))
+    }
+
+    fn eval_op(
+        op_type: &str,
+        attributes: &[Attribute],
+        inputs: &[Option<Tensor>],
+        outputs: Option<usize>,
+    ) -> Result<Vec<Tensor>, TensorError> {
         let (name, build) = builder(op_type).ok_or_else(|| TensorError::UnknownOp {
             op: op_type.to_owned(),
         })?;
-        let op = build(&Attrs::new(name, attributes))?;
+        let mut attrs = Attrs::new(name, attributes);
+        if let Some(outputs) = outputs {
+            attrs = attrs.with_outputs(outputs);
+        }
+        let op = build(&attrs)?;
         op.eval(&Inputs::new(name, inputs))
     }
 
@@ -190,7 +214,8 @@ impl Component for CpuBackend {
         let Some((name, build)) = builder(&node.op_type) else {
             return Ok(None);
         };
-        let op = build(&Attrs::new(name, &node.attributes))?;
+        let attrs = Attrs::new(name, &node.attributes).with_outputs(node.outputs.len());
+        let op = build(&attrs)?;
         let id = u32::try_from(self.ops.len()).map_err(|_| {
             OpError::new(
                 OpErrorKind::Internal,

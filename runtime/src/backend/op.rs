@@ -36,11 +36,29 @@ pub(crate) struct Attrs<'a> {
     /// The op type, for error messages.
     pub op: &'static str,
     attributes: &'a [Attribute],
+    outputs: Option<usize>,
 }
 
 impl<'a> Attrs<'a> {
     pub(crate) fn new(op: &'static str, attributes: &'a [Attribute]) -> Self {
-        Self { op, attributes }
+        Self {
+            op,
+            attributes,
+            outputs: None,
+        }
+    }
+
+    /// The same attributes for an op that declares `outputs` outputs.
+    pub(crate) fn with_outputs(mut self, outputs: usize) -> Self {
+        self.outputs = Some(outputs);
+        self
+    }
+
+    /// How many outputs the op declares, when known (at install; `None`
+    /// for an op reached by name alone). ONNX's `Split` without sizes
+    /// splits into this many equal parts.
+    pub(crate) fn outputs(&self) -> Option<usize> {
+        self.outputs
     }
 
     fn find(&self, name: &str) -> Option<&'a AttributeValue> {
