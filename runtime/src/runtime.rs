@@ -590,11 +590,24 @@ impl fmt::Debug for RuntimeBuilder {
 impl NodeSpec {
     /// A spec whose Node is built from `factory`'s builder. The factory is
     /// called once per spawn and must return a fresh builder each time.
+    ///
+    /// A builder given no value registry gets [`crate::tensor_registry`],
+    /// so the Node decodes [`crate::Tensor`]s in envelope bytes and in its
+    /// own snapshots (a supervised restart of a Node with tensors in
+    /// flight needs it).
     pub fn new<F>(factory: F) -> Self
     where
         F: Fn() -> NodeBuilder + Send + Sync + 'static,
     {
-        Self::from_factory(Arc::new(factory))
+        let registry = crate::tensor_registry();
+        Self::from_factory(Arc::new(move || {
+            let builder = factory();
+            if builder.has_registry() {
+                builder
+            } else {
+                builder.registry(registry.clone())
+            }
+        }))
     }
 
     /// A spec from a factory already shared as an `Arc`.

@@ -339,3 +339,28 @@ fn tensors_pass_between_nodes_without_a_copy() {
     let report = runtime.shutdown(PATIENCE);
     assert_eq!(report.totals.nodes_failed, 0);
 }
+
+#[test]
+fn queued_tensors_survive_a_snapshot_and_restore() {
+    let build = |registry: bool| {
+        let builder = Node::builder(PeerId::new(1))
+            .component("ai.onnx", Box::new(CpuBackend::inline()))
+            .graph(layer());
+        if registry {
+            builder.registry(nodeflow::tensor_registry())
+        } else {
+            builder
+        }
+    };
+    let mut node = build(true).build().unwrap();
+    let (x, w) = (ramp(vec![3, 4], 0.5), ramp(vec![4, 2], 0.25));
+    let (b, s) = (ramp(vec![4], 0.1), Tensor::scalar_f32(3.0));
+    node.invoke(SiteId::new(0), inputs(&x, &w, &b, &s)).unwrap();
+    let snapshot = node.snapshot().unwrap();
+    // Without the tensor decoder the queued tensors cannot come back.
+    assert!(build(false).restore(&snapshot).is_err());
+    let mut restored = build(true).restore(&snapshot).unwrap();
+    let z = output_z(&drive(&mut restored, 1));
+    assert_close(&z.to_f32_vec().unwrap(), &reference(&x, &w, &b, &s));
+    assert_eq!(restored.budget().in_use(), 0);
+}

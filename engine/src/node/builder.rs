@@ -140,6 +140,12 @@ impl NodeBuilder {
         self
     }
 
+    /// Whether [`NodeBuilder::registry`] was called (a host that adds its
+    /// own value types uses this to leave a user's choice alone).
+    pub fn has_registry(&self) -> bool {
+        self.registry.is_some()
+    }
+
     /// Makes the Node use `mailbox` (and the byte budget it charges)
     /// instead of creating its own; `config.ingress` and
     /// `config.byte_budget` are then ignored.
