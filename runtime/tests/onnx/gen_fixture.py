@@ -69,7 +69,7 @@ SUPPORTED = {
 # A case with any tensor larger than this many elements is skipped, which
 # keeps the fixture near 0.5 MB (the largest kept tensor has 2,700
 # elements; only the 5-D SoftmaxCrossEntropyLoss cases, 32,400, are above).
-MAX_ELEMENTS = 10_000
+MAX_ELEMENTS = 40_000
 
 # The tolerances ONNX's backend test runner uses unless a case sets its own.
 DEFAULT_RTOL = 1e-3
