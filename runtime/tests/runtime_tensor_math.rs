@@ -151,7 +151,11 @@ fn unary_ops() {
         ("Reciprocal", [-0.5, 4.0, 1.0, 0.25]),
     ];
     for (op, want) in cases {
-        assert_eq!(floats(&run(op, &[x.clone()]).unwrap()), want, "{op}");
+        assert_eq!(
+            floats(&run(op, std::slice::from_ref(&x)).unwrap()),
+            want,
+            "{op}"
+        );
     }
     let t = run("Sqrt", &[f(&[3], &[4.0, 0.0, -1.0])]).unwrap();
     assert_eq!(floats(&t)[..2], [2.0, 0.0]);
@@ -224,7 +228,7 @@ fn clip_bounds_come_from_inputs_or_attributes() {
     assert_eq!(floats(&t), [-3.0, -1.0, 0.0, 0.5, 0.5]);
     // No bounds: unchanged.
     assert_eq!(
-        floats(&run("Clip", &[x.clone()]).unwrap()),
+        floats(&run("Clip", std::slice::from_ref(&x)).unwrap()),
         floats(x.as_ref().unwrap())
     );
     // Opset-6 attributes.
@@ -238,7 +242,7 @@ fn clip_bounds_come_from_inputs_or_attributes() {
             value: AttributeValue::Float(0.5),
         },
     ];
-    let t = run_with("Clip", &attrs, &[x.clone()]).unwrap();
+    let t = run_with("Clip", &attrs, std::slice::from_ref(&x)).unwrap();
     assert_eq!(floats(&t), [-0.5, -0.5, 0.0, 0.5, 0.5]);
     let t = run("Clip", &[i(&[3], &[-5, 0, 5]), i(&[], &[-1]), i(&[], &[1])]).unwrap();
     assert_eq!(t.to_i64_vec().unwrap(), [-1, 0, 1]);

@@ -1,9 +1,7 @@
 //! The tensor value at the boundaries: codec round trips, hostile encodings refused typed before allocating, Node byte-budget charging.
 
 use nodeflow::engine::ValueLimits;
-use nodeflow::{
-    tensor_registry, DType, SlotValue, Tensor, TensorDecodeError, MAX_ELEMENTS, MAX_RANK,
-};
+use nodeflow::{tensor_registry, DType, Tensor, TensorDecodeError, MAX_ELEMENTS, MAX_RANK};
 
 fn header(code: u8, dims: &[u64]) -> Vec<u8> {
     let mut bytes = vec![1, code, dims.len() as u8];
