@@ -179,7 +179,7 @@ pub enum IngressEvent {
         cmd: CommandId,
         /// What went wrong: its kind and stable reason as the failing side
         /// gave them (`Failed` / `completion.failed` for a plain
-        /// [`CompletionSink::fail`]), its detail at most
+        /// [`crate::CompletionSink::fail`]), its detail at most
         /// [`COMPLETION_DETAIL_CAP`] bytes.
         error: Box<OpError>,
     },
