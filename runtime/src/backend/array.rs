@@ -22,11 +22,6 @@ pub(super) const OPS: &[(&str, Build)] = &[
     ("Gather", gather),
 ];
 
-/// The pseudo-attribute through which the backend's caller tells an op how
-/// many outputs the graph declares (Split without sizes splits into that
-/// many equal parts). Not an ONNX attribute.
-pub(super) const NUM_OUTPUTS: &str = "__num_outputs";
-
 /// The error for an op that needs input 0 to have at least one axis.
 fn needs_axis(inputs: &Inputs<'_>, index: usize) -> TensorError {
     inputs.bad(
@@ -165,7 +160,7 @@ fn pick<T: Element>(
 /// Split: input 0 cut along `axis` (default 0) into parts whose sizes come
 /// from input 1 (opset 13+), the `split` attribute (older opsets),
 /// `num_outputs` (opset 18: equal parts of `ceil(extent / n)`, the last
-/// smaller), or else the declared output count ([`NUM_OUTPUTS`]), split
+/// smaller), or else the op's declared output count (known at install), split
 /// the same way.
 #[derive(Debug)]
 struct Split {
@@ -184,7 +179,7 @@ fn split(attrs: &Attrs<'_>) -> Result<Arc<dyn TensorOp>, TensorError> {
         }
     };
     let num_outputs = count("num_outputs")?;
-    let declared = count(NUM_OUTPUTS)?;
+    let declared = attrs.outputs();
     let sizes = attrs.ints("split")?;
     if num_outputs.is_some() && sizes.is_some() {
         return Err(attrs.error("num_outputs", "give `split` or `num_outputs`, not both"));

@@ -192,7 +192,12 @@ impl CpuBackend {
             attrs = attrs.with_outputs(outputs);
         }
         let op = build(&attrs)?;
-        op.eval(&Inputs::new(name, inputs))
+        let mut results = op.eval(&Inputs::new(name, inputs))?;
+        // As on a Node: outputs past the declared ones are not kept.
+        if let Some(outputs) = outputs {
+            results.truncate(outputs);
+        }
+        Ok(results)
     }
 
     /// The configuration in force.
