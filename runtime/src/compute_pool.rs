@@ -253,6 +253,8 @@ mod tests {
     #[derive(Default)]
     struct Recorder {
         posts: Mutex<Vec<Posted>>,
+        /// The reason of every typed failure, in posting order.
+        reasons: Mutex<Vec<String>>,
         closed: bool,
     }
 
@@ -285,6 +287,11 @@ mod tests {
                 .lock()
                 .push(Posted::Failed(cmd, detail.to_owned()));
             Ok(())
+        }
+
+        fn fail_op(&self, cmd: CommandId, error: &OpError) -> Result<(), CompletionError> {
+            self.reasons.lock().push(error.reason.to_string());
+            self.fail(cmd, &error.detail)
         }
     }
 
@@ -353,6 +360,12 @@ mod tests {
                 escaped_panics: 0,
                 undelivered: 0,
             }
+        );
+        let mut reasons = std::mem::take(&mut *recorder.reasons.lock());
+        reasons.sort();
+        assert_eq!(
+            reasons,
+            ["completion.failed", "compute.panicked", "compute.panicked"]
         );
         let mut posts = std::mem::take(&mut *recorder.posts.lock());
         posts.sort_by_key(|p| match p {

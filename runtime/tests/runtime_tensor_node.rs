@@ -141,7 +141,7 @@ fn large_ops_run_on_the_pool_and_small_ones_inline() {
     let pool = ComputePool::new(2).unwrap();
     // 64×128 elementwise = 8,192 element ops (inline); 64×128×32 = 262,144
     // multiply-adds (pool).
-    let mut node = backend_node(&pool, 50_000);
+    let mut node = backend_node(&pool, 100_000);
     let (x, w) = (ramp(vec![64, 128], 0.125), ramp(vec![128, 32], 0.0625));
     let (b, s) = (
         ramp(vec![128], 0.25),
@@ -189,7 +189,7 @@ fn failures_are_typed_inline_and_from_the_pool() {
     let pool = ComputePool::new(1).unwrap();
     let mut node = backend_node(&pool, 50_000);
     let s = Tensor::scalar_f32(1.0);
-    // Inline: the bias does not broadcast against x.
+    // Inline: the bias does not broadcast against a small x.
     let (x, w) = (ramp(vec![4, 6], 1.0), ramp(vec![6, 2], 1.0));
     node.invoke(SiteId::new(0), inputs(&x, &w, &ramp(vec![5], 1.0), &s))
         .unwrap();
@@ -198,15 +198,28 @@ fn failures_are_typed_inline_and_from_the_pool() {
     assert_eq!(inline[0].reason, "tensor.shape_mismatch");
     assert!(inline[0].detail.contains("Add") && inline[0].detail.contains("[4, 6]"));
     assert_eq!(pool.stats().submitted, 0);
-    // Pool: a matrix product big enough to offload, with inner dims that differ.
-    let (x, w) = (ramp(vec![256, 256], 1.0), ramp(vec![255, 256], 1.0));
-    node.invoke(SiteId::new(0), inputs(&x, &w, &ramp(vec![256], 1.0), &s))
+    // Pool: the same mistake on an x big enough for the Add to be offloaded.
+    let (x, w) = (ramp(vec![256, 256], 1.0), ramp(vec![256, 8], 1.0));
+    node.invoke(SiteId::new(0), inputs(&x, &w, &ramp(vec![255], 1.0), &s))
         .unwrap();
     let pooled = failures(&drive(&mut node, 1));
     assert_eq!(pool.stats().submitted, 1);
     assert_eq!(pooled.len(), 1, "{pooled:?}");
-    assert_eq!(pooled[0].reason, "tensor.shape_mismatch");
-    assert!(pooled[0].detail.contains("MatMul"), "{}", pooled[0].detail);
+    assert_eq!(pooled[0].reason, "tensor.shape_mismatch", "{pooled:?}");
+    assert!(pooled[0].detail.contains("Add"), "{}", pooled[0].detail);
+    assert!(pooled[0].detail.contains("[255]"), "{}", pooled[0].detail);
+    // A matrix product whose inner dims differ is refused before it is
+    // offloaded: its work is estimated from shapes that do not multiply.
+    let (x, w) = (ramp(vec![256, 256], 1.0), ramp(vec![255, 256], 1.0));
+    node.invoke(SiteId::new(0), inputs(&x, &w, &ramp(vec![256], 1.0), &s))
+        .unwrap();
+    let refused = failures(&drive(&mut node, 1));
+    assert_eq!(refused[0].reason, "tensor.shape_mismatch");
+    assert!(
+        refused[0].detail.contains("MatMul"),
+        "{}",
+        refused[0].detail
+    );
     assert_eq!(node.budget().in_use(), 0);
 }
 
