@@ -6,7 +6,8 @@
 //! — unless `noop_with_empty_axes` is 1, when the input is returned as it
 //! is. `keepdims` (default 1) keeps each reduced axis with extent 1.
 //!
-//! Element types: f32 and i64 for all. f32 sums, means and products
+//! Element types: f32 and i64 for all; bool too for ReduceMax (any) and
+//! ReduceMin (all), as opset 20 allows. f32 sums, means and products
 //! accumulate in f64 and round once; integer sums and products wrap on
 //! overflow; an i64 mean truncates toward zero (numpy's mean cast back).
 //! An empty reduction yields the identity: 0 for a sum, 1 for a product,
@@ -99,6 +100,14 @@ impl TensorOp for Reduce {
             DType::I64 => {
                 let x = inputs.array::<i64>(0)?.view();
                 out(self.keep(reduce_i64(inputs, self.kind, x, &axes)?, &axes))?
+            }
+            DType::Bool if matches!(self.kind, Kind::Max | Kind::Min) => {
+                // Max is "any", Min is "all": reduce 0 / 1 as integers. An
+                // empty reduction's identity (i64 min / max) reads as
+                // false / true, the identities of "any" / "all".
+                let wide = inputs.array::<bool>(0)?.mapv(i64::from);
+                let reduced = reduce_i64(inputs, self.kind, wide.view(), &axes)?;
+                out(self.keep(reduced.mapv(|v| v > 0), &axes))?
             }
             _ => return Err(unsupported(inputs, 0, "float32 or int64")),
         };
