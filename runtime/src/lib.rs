@@ -59,7 +59,7 @@ pub use nodeflow_engine::{
     AppOutput, BuildError, BytesValue, Component, Composite, DeliverError, DispatchResult,
     EventKind, ExecId, ExecOrigin, F64Value, Graph, GraphBuilder, I64Value, LocalOpId, Node,
     NodeBuilder, NodeConfig, OpError, OpErrorKind, OpInputs, OpOutputs, PeerId, PeerIdValue,
-    RuntimeResourceRef, SiteId, SlotValue, Trigger, U64Value,
+    RuntimeResourceRef, SiteId, SlotValue, Step, Trigger, U64Value,
 };
 
 /// The workspace README's Rust examples (engine and runtime), compiled and
