@@ -33,7 +33,7 @@ mod compute_pool;
 mod runtime;
 mod tensor;
 
-pub use backend::{BackendConfig, CpuBackend, BACKEND_KIND};
+pub use backend::{BackendConfig, CpuBackend, PreparedOp, BACKEND_KIND};
 pub use tensor::{
     tensor_registry, ArcArrayD, DType, Element, Tensor, TensorDecodeError, TensorError,
     MAX_ELEMENTS, MAX_RANK,

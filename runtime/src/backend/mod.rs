@@ -200,6 +200,19 @@ impl CpuBackend {
         Ok(results)
     }
 
+    /// Builds one op once from `attributes`, to evaluate many times
+    /// without a Node (what the learning roles compute their gradients
+    /// with).
+    pub fn prepare(op_type: &str, attributes: &[Attribute]) -> Result<PreparedOp, TensorError> {
+        let (name, build) = builder(op_type).ok_or_else(|| TensorError::UnknownOp {
+            op: op_type.to_owned(),
+        })?;
+        Ok(PreparedOp {
+            op_type: name,
+            op: build(&Attrs::new(name, attributes))?,
+        })
+    }
+
     /// The configuration in force.
     pub fn config(&self) -> BackendConfig {
         self.config
@@ -279,6 +292,42 @@ impl Component for CpuBackend {
                 Ok(DispatchResult::Immediate)
             }
         }
+    }
+}
+
+/// One backend op with its attributes parsed, evaluated directly on
+/// tensors (no Node, no pool); cheap to clone and shareable across threads.
+#[derive(Clone)]
+pub struct PreparedOp {
+    op_type: &'static str,
+    op: Arc<dyn TensorOp>,
+}
+
+impl PreparedOp {
+    /// Evaluates the op on `inputs` (`None` for an absent optional input).
+    pub fn eval(&self, inputs: &[Option<Tensor>]) -> Result<Vec<Tensor>, TensorError> {
+        self.op.eval(&Inputs::new(self.op_type, inputs))
+    }
+
+    /// Evaluates an op with one output and returns it.
+    pub fn eval1(&self, inputs: &[Option<Tensor>]) -> Result<Tensor, TensorError> {
+        self.eval(inputs)?
+            .into_iter()
+            .next()
+            .ok_or_else(|| TensorError::UnknownOp {
+                op: format!("{} (produced no output)", self.op_type),
+            })
+    }
+
+    /// The op type.
+    pub fn op_type(&self) -> &'static str {
+        self.op_type
+    }
+}
+
+impl fmt::Debug for PreparedOp {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PreparedOp").field("op", &self.op).finish()
     }
 }
 
