@@ -30,6 +30,7 @@
 mod backend;
 mod compute_component;
 mod compute_pool;
+mod roles;
 mod runtime;
 mod tensor;
 
@@ -41,6 +42,11 @@ pub use tensor::{
 
 pub use compute_component::{ComputeComponent, ComputeFn};
 pub use compute_pool::{ComputePool, ComputePoolError, ComputePoolStats, JobOutputs};
+pub use roles::{
+    AggregationRound, Aggregator, AggregatorError, AggregatorStats, Codec, CodecError,
+    Contribution, DataError, DataSource, Encoded, Evaluation, Index, IndexError, Metric, Model,
+    ModelError, NamedTensor, Neighbour, PeerSelector, PeerSelectorError,
+};
 pub use runtime::{
     NodeHandle, NodeInputError, NodeSpec, NodeSubscribeError, Runtime, RuntimeBuilder,
     RuntimeError, ShutdownReport, ShutdownTotals, SpawnNodeError, StopNodeError,

@@ -1,0 +1,42 @@
+//! The PeerSelector role: which peers a Node talks to next.
+//!
+//! A selector keeps a view of known peers and samples from it. Sampling
+//! takes a `usable` filter (the Node's peer governor: blocked or down peers
+//! are never chosen) and is seeded, so a run is reproducible.
+
+use nodeflow_engine::PeerId;
+
+/// Why a selector refused.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum PeerSelectorError {
+    /// No usable peer is known.
+    #[error("no usable peer in a view of {view} peers")]
+    NoPeers {
+        /// Peers in the view (usable or not).
+        view: usize,
+    },
+    /// The configuration is invalid.
+    #[error("invalid peer selector config: {0}")]
+    Config(String),
+}
+
+/// Chooses peers.
+pub trait PeerSelector: Send + std::fmt::Debug + 'static {
+    /// The selector's name (`"static"`, `"cyclon"`).
+    fn kind(&self) -> &'static str;
+
+    /// Up to `k` distinct usable peers, chosen uniformly at random from the
+    /// view (fewer if fewer are usable; none is an error).
+    fn sample(
+        &mut self,
+        k: usize,
+        usable: &dyn Fn(PeerId) -> bool,
+    ) -> Result<Vec<PeerId>, PeerSelectorError>;
+
+    /// The peers currently in the view, ascending.
+    fn view(&self) -> Vec<PeerId>;
+
+    /// Forgets `peer` (it went down or was blocked).
+    fn remove(&mut self, peer: PeerId);
+}
