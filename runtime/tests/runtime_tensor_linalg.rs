@@ -135,6 +135,9 @@ fn matmul_matches_a_plain_product_on_a_larger_batch() {
             }
         }
     }
+    // The same product through the per-batch path (B as a stack of one).
+    let per_batch = matmul(f(&[2, m, k], &a), f(&[1, k, n], &b));
+    assert_eq!(per_batch.to_f32_vec().unwrap(), got);
 }
 
 #[test]

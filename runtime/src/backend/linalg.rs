@@ -5,8 +5,9 @@
 //! the result; operands of rank 3 and more are stacks of matrices whose
 //! batch axes broadcast. Each output matrix is one `general_mat_mul` call
 //! writing straight into its slice of the output, reading the operands
-//! through views (a broadcast batch axis has stride 0; nothing is copied
-//! unless an operand is not in standard layout). Gemm computes
+//! through views (a broadcast batch axis has stride 0) — never copied:
+//! matrixmultiply packs its panels from any strides itself. A standard-layout
+//! stack times a single matrix is one product of `[batch·M, K]` by `[K, N]`. Gemm computes
 //! `alpha·A'·B' + beta·C` for 2-D `A`, `B` (transposed by `transA` /
 //! `transB`) and an optional `C` broadcast to `[M, N]`. Both are f32 only;
 //! their work is the multiply-add count `M·K·N` (times the batch).
@@ -31,14 +32,21 @@ struct MatMul;
 /// the final output shape (with a 1-D operand's axis removed).
 #[derive(Debug)]
 struct MatMulPlan {
+    /// The broadcast batch axes.
     batch: Vec<usize>,
+    /// Rows of each A matrix (1 for a 1-D A).
     m: usize,
+    /// The shared inner extent.
     k: usize,
+    /// Columns of each B matrix (1 for a 1-D B).
     n: usize,
+    /// The result's shape, without the axes a 1-D operand added.
     output: Vec<usize>,
 }
 
 impl MatMul {
+    /// Checks the operands' shapes and works out the product's extents,
+    /// checking the output's size before anything is allocated.
     fn plan(inputs: &Inputs<'_>) -> Result<MatMulPlan, TensorError> {
         let a = inputs.f32(0)?.shape();
         let b = inputs.f32(1)?.shape();
@@ -132,11 +140,27 @@ impl TensorOp for MatMul {
         let plan = Self::plan(inputs)?;
         let (a, b) = (inputs.f32(0)?, inputs.f32(1)?);
         let shapes = || vec![a.shape().to_vec(), b.shape().to_vec()];
+        let count: usize = plan.batch.iter().product();
+        if a.ndim() > 2 && b.ndim() <= 2 && a.is_standard_layout() {
+            // A stack against one matrix (a linear layer over a batch): the
+            // stack's rows are one [count·M, K] matrix, so one product.
+            let rows = a.view().into_shape_with_order((count * plan.m, plan.k));
+            let b2 = promote(b.view(), false).into_dimensionality::<Ix2>();
+            let (Ok(x), Ok(y)) = (rows, b2) else {
+                return Err(internal(inputs.op, shapes()));
+            };
+            let mut result = ndarray::Array2::<f32>::zeros((count * plan.m, plan.n));
+            general_mat_mul(1.0, &x, &y, 0.0, &mut result);
+            let result = result
+                .into_shape_with_order(IxDyn(&plan.output))
+                .map_err(|_| internal(inputs.op, shapes()))?;
+            return Ok(vec![out(result)?]);
+        }
         let (a2, b2) = (promote(a.view(), true), promote(b.view(), false));
         let stacked = |rows, cols| {
             let mut shape = plan.batch.clone();
             shape.extend([rows, cols]);
-            IxDyn(&shape).clone()
+            IxDyn(&shape)
         };
         // Broadcast views: a stretched batch axis has stride 0, no copy.
         let (Some(a3), Some(b3)) = (
@@ -145,7 +169,6 @@ impl TensorOp for MatMul {
         ) else {
             return Err(internal(inputs.op, shapes()));
         };
-        let count: usize = plan.batch.iter().product();
         let mut result = ndarray::Array3::<f32>::zeros((count, plan.m, plan.n));
         for (at, mut c) in ndarray::indices(IxDyn(&plan.batch))
             .into_iter()
@@ -181,12 +204,17 @@ fn multiply_adds(batch: usize, m: usize, k: usize, n: usize) -> u64 {
 /// Gemm: `alpha·op(A)·op(B) + beta·C`.
 #[derive(Debug)]
 struct Gemm {
+    /// Scales the product (default 1).
     alpha: f32,
+    /// Scales C (default 1).
     beta: f32,
+    /// A is given as `[K, M]`.
     trans_a: bool,
+    /// B is given as `[N, K]`.
     trans_b: bool,
 }
 
+/// Builds Gemm from `alpha`, `beta`, `transA` and `transB`.
 fn gemm(attrs: &Attrs<'_>) -> Result<Arc<dyn TensorOp>, TensorError> {
     Ok(Arc::new(Gemm {
         alpha: attrs.float_or("alpha", 1.0)?,
