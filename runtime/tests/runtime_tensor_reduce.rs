@@ -191,6 +191,32 @@ fn reductions_on_i64() {
 }
 
 #[test]
+fn reduce_max_and_min_of_bools_are_any_and_all() {
+    let b = |shape: &[usize], v: &[bool]| Tensor::from_bool(shape.to_vec(), v.to_vec()).unwrap();
+    let x = b(&[2, 2], &[true, false, false, false]);
+    let at1 = axes(&[1]);
+    assert_eq!(
+        run1("ReduceMax", std::slice::from_ref(&at1), x.clone()),
+        b(&[2, 1], &[true, false])
+    );
+    assert_eq!(
+        run1("ReduceMin", &[axes(&[0]), int("keepdims", 0)], x.clone()),
+        b(&[2], &[false, false])
+    );
+    let empty = b(&[2, 0], &[]);
+    assert_eq!(
+        run1("ReduceMax", std::slice::from_ref(&at1), empty.clone()),
+        b(&[2, 1], &[false, false])
+    );
+    assert_eq!(
+        run1("ReduceMin", std::slice::from_ref(&at1), empty),
+        b(&[2, 1], &[true, true])
+    );
+    let err = fail("ReduceSum", &[], &[Some(x)]);
+    assert_error(&err, "tensor.dtype", &["ReduceSum", "input 0", "bool"]);
+}
+
+#[test]
 fn empty_reductions_yield_the_identity() {
     let x = f(&[2, 0], &[]);
     let kd0 = int("keepdims", 0);

@@ -25,18 +25,24 @@ pub(super) const OPS: &[(&str, Build)] = &[("SoftmaxCrossEntropyLoss", cross_ent
 /// How the per-position losses are combined.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Reduction {
+    /// Weighted sum over the weight sum (the default).
     Mean,
+    /// Weighted sum.
     Sum,
+    /// The per-position losses, `[N, d1..dk]`.
     None,
 }
 
 /// SoftmaxCrossEntropyLoss with its reduction and ignored label.
 #[derive(Debug)]
 struct CrossEntropy {
+    /// How the per-position losses are combined.
     reduction: Reduction,
+    /// The label whose positions count for nothing, if any.
     ignore_index: Option<i64>,
 }
 
+/// Builds SoftmaxCrossEntropyLoss from `reduction` and `ignore_index`.
 fn cross_entropy(attrs: &Attrs<'_>) -> Result<Arc<dyn TensorOp>, TensorError> {
     let reduction = match attrs.string("reduction")? {
         None | Some("mean") => Reduction::Mean,

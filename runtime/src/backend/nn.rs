@@ -46,6 +46,7 @@ impl TensorOp for Relu {
 /// An f32-only elementwise activation.
 #[derive(Debug)]
 struct Activation {
+    /// The function applied to each element.
     f: fn(f32) -> f32,
 }
 
@@ -68,9 +69,11 @@ fn sigmoid(x: f32) -> f32 {
 /// LeakyRelu: `x` where `x >= 0`, `alpha * x` below (alpha default 0.01).
 #[derive(Debug)]
 struct LeakyRelu {
+    /// The slope below zero.
     alpha: f32,
 }
 
+/// Builds LeakyRelu from its `alpha` attribute.
 fn leaky_relu(attrs: &Attrs<'_>) -> Result<Arc<dyn TensorOp>, TensorError> {
     Ok(Arc::new(LeakyRelu {
         alpha: attrs.float_or("alpha", 0.01)?,
@@ -88,9 +91,11 @@ impl TensorOp for LeakyRelu {
 /// Gelu: `x·Φ(x)`, exactly (through erfc) or with the tanh approximation.
 #[derive(Debug)]
 struct Gelu {
+    /// The tanh approximation instead of the exact erf form.
     tanh: bool,
 }
 
+/// Builds Gelu from its `approximate` attribute ("none" or "tanh").
 fn gelu(attrs: &Attrs<'_>) -> Result<Arc<dyn TensorOp>, TensorError> {
     let tanh = match attrs.string("approximate")? {
         None | Some("none") => false,
@@ -190,10 +195,13 @@ fn erf_series(z: f64) -> f64 {
 /// Softmax or LogSoftmax along one axis (opset 13).
 #[derive(Debug)]
 struct Softmax {
+    /// The normalized axis (default -1).
     axis: i64,
+    /// LogSoftmax instead of Softmax.
     log: bool,
 }
 
+/// Builds Softmax (or, with `log`, LogSoftmax) from its `axis` attribute.
 fn softmax(attrs: &Attrs<'_>, log: bool) -> Result<Arc<dyn TensorOp>, TensorError> {
     Ok(Arc::new(Softmax {
         axis: attrs.int_or("axis", -1)?,

@@ -6,14 +6,14 @@
 //! — unless `noop_with_empty_axes` is 1, when the input is returned as it
 //! is. `keepdims` (default 1) keeps each reduced axis with extent 1.
 //!
-//! Element types: f32 and i64 for all; bool too for ReduceMax (any) and
-//! ReduceMin (all), as opset 20 allows. f32 sums, means and products
+//! Element types: f32 and i64 for all; bool too for ReduceMax ("any") and
+//! ReduceMin ("all"), as opset 20 allows. f32 sums, means and products
 //! accumulate in f64 and round once; integer sums and products wrap on
 //! overflow; an i64 mean truncates toward zero (numpy's mean cast back).
 //! An empty reduction yields the identity: 0 for a sum, 1 for a product,
-//! `-inf` / `+inf` (i64: its minimum / maximum) for ReduceMax / ReduceMin,
-//! and NaN for an f32 mean (an i64 mean of nothing is refused). NaN
-//! propagates through ReduceMax / ReduceMin.
+//! `-inf` / `+inf` (i64: its minimum / maximum; bool: false / true) for
+//! ReduceMax / ReduceMin, and NaN for an f32 mean (an i64 mean of nothing
+//! is refused). NaN propagates through ReduceMax / ReduceMin.
 //!
 //! ArgMax / ArgMin (`axis` default 0, `keepdims` default 1,
 //! `select_last_index` default 0) return i64 indices; NaN counts as
@@ -41,23 +41,32 @@ pub(super) const OPS: &[(&str, Build)] = &[
 /// Which reduction a [`Reduce`] computes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Kind {
+    /// ReduceSum.
     Sum,
+    /// ReduceMean.
     Mean,
+    /// ReduceMax.
     Max,
+    /// ReduceMin.
     Min,
+    /// ReduceProd.
     Prod,
 }
 
 /// A `Reduce*` op with its attributes.
 #[derive(Debug)]
 struct Reduce {
+    /// Which reduction.
     kind: Kind,
     /// The `axes` attribute, if given (it wins over input 1).
     axes: Option<Vec<i64>>,
+    /// Keep reduced axes with extent 1 (default 1).
     keepdims: bool,
+    /// Return the input unchanged when no axes are given (default 0).
     noop_with_empty_axes: bool,
 }
 
+/// Builds a `Reduce*` op of `kind` from `axes`, `keepdims` and `noop_with_empty_axes`.
 fn reduce(attrs: &Attrs<'_>, kind: Kind) -> Result<Arc<dyn TensorOp>, TensorError> {
     Ok(Arc::new(Reduce {
         kind,
@@ -85,6 +94,11 @@ impl Reduce {
         axes.sort_unstable();
         Ok(Some(axes))
     }
+
+    /// Puts the reduced `axes` (ascending) back with extent 1 when `keepdims`.
+    fn keep<T>(&self, reduced: ArrayD<T>, axes: &[usize]) -> ArrayD<T> {
+        keep_axes(reduced, axes, self.keepdims)
+    }
 }
 
 impl TensorOp for Reduce {
@@ -101,24 +115,18 @@ impl TensorOp for Reduce {
                 let x = inputs.array::<i64>(0)?.view();
                 out(self.keep(reduce_i64(inputs, self.kind, x, &axes)?, &axes))?
             }
-            DType::Bool if matches!(self.kind, Kind::Max | Kind::Min) => {
-                // Max is "any", Min is "all": reduce 0 / 1 as integers. An
-                // empty reduction's identity (i64 min / max) reads as
-                // false / true, the identities of "any" / "all".
-                let wide = inputs.array::<bool>(0)?.mapv(i64::from);
-                let reduced = reduce_i64(inputs, self.kind, wide.view(), &axes)?;
-                out(self.keep(reduced.mapv(|v| v > 0), &axes))?
+            DType::Bool => {
+                let x = inputs.array::<bool>(0)?.view();
+                let reduced = match self.kind {
+                    // Opset 20: the maximum of booleans is "any", the minimum "all".
+                    Kind::Max => fold_axes(x, &axes, false, |v| v, |a, b| a || b),
+                    Kind::Min => fold_axes(x, &axes, true, |v| v, |a, b| a && b),
+                    _ => return Err(unsupported(inputs, 0, "float32 or int64")),
+                };
+                out(self.keep(reduced, &axes))?
             }
-            _ => return Err(unsupported(inputs, 0, "float32 or int64")),
         };
         Ok(vec![result])
-    }
-}
-
-impl Reduce {
-    /// Puts the reduced `axes` (ascending) back with extent 1 when `keepdims`.
-    fn keep<T>(&self, reduced: ArrayD<T>, axes: &[usize]) -> ArrayD<T> {
-        keep_axes(reduced, axes, self.keepdims)
     }
 }
 
@@ -136,6 +144,7 @@ fn reduced_count(shape: &[usize], axes: &[usize]) -> usize {
     axes.iter().filter_map(|&a| shape.get(a)).product()
 }
 
+/// Reduces an f32 view over `axes` (ascending) by `kind`.
 fn reduce_f32(kind: Kind, x: ArrayViewD<'_, f32>, axes: &[usize]) -> ArrayD<f32> {
     let wide = |v: f32| f64::from(v);
     match kind {
@@ -165,6 +174,7 @@ fn nan_or(a: f32, b: f32, picked: f32) -> f32 {
     }
 }
 
+/// Reduces an i64 view over `axes` (ascending) by `kind`; an empty mean is refused.
 fn reduce_i64(
     inputs: &Inputs<'_>,
     kind: Kind,
@@ -228,12 +238,17 @@ fn fold_axis<T, B: Copy>(
 /// ArgMax or ArgMin with its attributes.
 #[derive(Debug)]
 struct Arg {
+    /// ArgMax when true, ArgMin otherwise.
     max: bool,
+    /// The axis searched (default 0; negative counts from the end).
     axis: i64,
+    /// Keep the searched axis with extent 1 (default 1).
     keepdims: bool,
+    /// On ties, the last index instead of the first (default 0).
     select_last_index: bool,
 }
 
+/// Builds ArgMax (`max`) or ArgMin from `axis`, `keepdims` and `select_last_index`.
 fn arg(attrs: &Attrs<'_>, max: bool) -> Result<Arc<dyn TensorOp>, TensorError> {
     Ok(Arc::new(Arg {
         max,
