@@ -30,6 +30,7 @@
 mod backend;
 mod compute_component;
 mod compute_pool;
+mod data;
 mod runtime;
 mod tensor;
 
@@ -41,6 +42,12 @@ pub use tensor::{
 
 pub use compute_component::{ComputeComponent, ComputeFn};
 pub use compute_pool::{ComputePool, ComputePoolError, ComputePoolStats, JobOutputs};
+pub use data::{
+    digits, dirichlet_partition, idx_dataset, iid_partition, load_idx_dir, load_idx_pair,
+    read_idx_images, read_idx_labels, shuffle, shuffle_order, validate_partition, Batches, Dataset,
+    DatasetError, DirichletConfig, IdxError, IdxImages, IdxLimits, IdxSplits, PartitionError,
+    SplitMix64, DIGITS_CLASSES, DIGITS_FEATURES, DIGITS_MAX_PIXEL, DIGITS_ROWS, IDX_CLASSES,
+};
 pub use runtime::{
     NodeHandle, NodeInputError, NodeSpec, NodeSubscribeError, Runtime, RuntimeBuilder,
     RuntimeError, ShutdownReport, ShutdownTotals, SpawnNodeError, StopNodeError,
