@@ -30,6 +30,7 @@
 mod backend;
 mod compute_component;
 mod compute_pool;
+mod data;
 mod roles;
 mod runtime;
 mod tensor;
@@ -46,6 +47,12 @@ pub use roles::{
     AggregationRound, Aggregator, AggregatorError, AggregatorStats, Codec, CodecError,
     Contribution, DataError, DataSource, Encoded, Evaluation, Index, IndexError, Metric, Model,
     ModelError, NamedTensor, Neighbour, PeerSelector, PeerSelectorError,
+};
+pub use data::{
+    digits, dirichlet_partition, idx_dataset, iid_partition, load_idx_dir, load_idx_pair,
+    read_idx_images, read_idx_labels, shuffle, shuffle_order, validate_partition, Batches, Dataset,
+    DatasetError, DirichletConfig, IdxError, IdxImages, IdxLimits, IdxSplits, PartitionError,
+    SplitMix64, DIGITS_CLASSES, DIGITS_FEATURES, DIGITS_MAX_PIXEL, DIGITS_ROWS, IDX_CLASSES,
 };
 pub use runtime::{
     NodeHandle, NodeInputError, NodeSpec, NodeSubscribeError, Runtime, RuntimeBuilder,
