@@ -43,16 +43,19 @@ pub use tensor::{
 
 pub use compute_component::{ComputeComponent, ComputeFn};
 pub use compute_pool::{ComputePool, ComputePoolError, ComputePoolStats, JobOutputs};
-pub use roles::{
-    AggregationRound, Aggregator, AggregatorError, AggregatorStats, Codec, CodecError,
-    Contribution, DataError, DataSource, Encoded, Evaluation, Index, IndexError, Metric, Model,
-    ModelError, NamedTensor, Neighbour, PeerSelector, PeerSelectorError,
-};
 pub use data::{
     digits, dirichlet_partition, idx_dataset, iid_partition, load_idx_dir, load_idx_pair,
     read_idx_images, read_idx_labels, shuffle, shuffle_order, validate_partition, Batches, Dataset,
     DatasetError, DirichletConfig, IdxError, IdxImages, IdxLimits, IdxSplits, PartitionError,
     SplitMix64, DIGITS_CLASSES, DIGITS_FEATURES, DIGITS_MAX_PIXEL, DIGITS_ROWS, IDX_CLASSES,
+};
+pub use roles::{
+    AggregationRound, Aggregator, AggregatorError, AggregatorStats, Codec, CodecError,
+    Contribution, DataError, DataSource, Encoded, Evaluation, Index, IndexError, Metric, Model,
+    ModelError, NamedTensor, Neighbour, PeerSelector, PeerSelectorError,
+};
+pub use roles::{
+    AggregatorComponent, DataComponent, ModelComponent, AGGREGATOR_KIND, DATA_KIND, MODEL_KIND,
 };
 pub use runtime::{
     NodeHandle, NodeInputError, NodeSpec, NodeSubscribeError, Runtime, RuntimeBuilder,

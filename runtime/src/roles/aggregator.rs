@@ -196,4 +196,27 @@ impl AggregationRound {
     pub fn stats(&self) -> AggregatorStats {
         self.stats
     }
+
+    /// The contributions waiting in this round, by peer (for snapshots).
+    pub fn pending_contributions(&self) -> impl Iterator<Item = &Contribution> {
+        self.pending.values()
+    }
+
+    /// Puts back contributions and counters a snapshot captured: each
+    /// contribution is checked again, and one that fails is refused.
+    pub fn restore(
+        &mut self,
+        contributions: Vec<Contribution>,
+        stats: AggregatorStats,
+    ) -> Result<(), AggregatorError> {
+        self.pending.clear();
+        self.len = None;
+        for contribution in contributions {
+            self.check(&contribution)?;
+            self.len.get_or_insert(contribution.update.len());
+            self.pending.insert(contribution.peer, contribution);
+        }
+        self.stats = stats;
+        Ok(())
+    }
 }

@@ -53,3 +53,36 @@ pub trait DataSource: Send + Sync + std::fmt::Debug + 'static {
         self.batch(&positions)
     }
 }
+
+/// An in-memory [`crate::Dataset`] is a data source.
+impl DataSource for crate::Dataset {
+    fn len(&self) -> usize {
+        crate::Dataset::len(self)
+    }
+
+    fn features(&self) -> usize {
+        self.feature_dim()
+    }
+
+    fn classes(&self) -> usize {
+        crate::Dataset::classes(self)
+    }
+
+    fn batch(&self, positions: &[usize]) -> Result<(Tensor, Tensor), DataError> {
+        let d = self.feature_dim();
+        let mut features = Vec::with_capacity(positions.len().saturating_mul(d));
+        let mut labels = Vec::with_capacity(positions.len());
+        for &position in positions {
+            let (row, label) = self.row(position).ok_or(DataError::Position {
+                position,
+                len: crate::Dataset::len(self),
+            })?;
+            features.extend_from_slice(row);
+            labels.push(label);
+        }
+        Ok((
+            Tensor::from_f32(vec![positions.len(), d], features)?,
+            Tensor::from_i64(vec![positions.len()], labels)?,
+        ))
+    }
+}

@@ -16,6 +16,7 @@
 
 mod aggregator;
 mod codec;
+mod components;
 mod data_source;
 mod index;
 mod model;
@@ -25,6 +26,9 @@ pub use aggregator::{
     AggregationRound, Aggregator, AggregatorError, AggregatorStats, Contribution,
 };
 pub use codec::{Codec, CodecError, Encoded};
+pub use components::{
+    AggregatorComponent, DataComponent, ModelComponent, AGGREGATOR_KIND, DATA_KIND, MODEL_KIND,
+};
 pub use data_source::{DataError, DataSource};
 pub use index::{Index, IndexError, Metric, Neighbour};
 pub use model::{Evaluation, Model, ModelError, NamedTensor};
