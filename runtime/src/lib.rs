@@ -55,7 +55,8 @@ pub use roles::{
     ModelError, NamedTensor, Neighbour, PeerSelector, PeerSelectorError,
 };
 pub use roles::{
-    AggregatorComponent, DataComponent, ModelComponent, AGGREGATOR_KIND, DATA_KIND, MODEL_KIND,
+    AggregatorComponent, DataComponent, IndexComponent, ModelComponent, PeersComponent,
+    AGGREGATOR_KIND, DATA_KIND, INDEX_KIND, MODEL_KIND, PEERS_KIND,
 };
 pub use runtime::{
     NodeHandle, NodeInputError, NodeSpec, NodeSubscribeError, Runtime, RuntimeBuilder,

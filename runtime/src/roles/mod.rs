@@ -27,7 +27,8 @@ pub use aggregator::{
 };
 pub use codec::{Codec, CodecError, Encoded};
 pub use components::{
-    AggregatorComponent, DataComponent, ModelComponent, AGGREGATOR_KIND, DATA_KIND, MODEL_KIND,
+    AggregatorComponent, DataComponent, IndexComponent, ModelComponent, PeersComponent,
+    AGGREGATOR_KIND, DATA_KIND, INDEX_KIND, MODEL_KIND, PEERS_KIND,
 };
 pub use data_source::{DataError, DataSource};
 pub use index::{Index, IndexError, Metric, Neighbour};

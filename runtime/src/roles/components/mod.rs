@@ -9,12 +9,16 @@
 
 mod aggregator_component;
 mod data_component;
+mod index_component;
 mod model_component;
+mod peers_component;
 mod state;
 
 pub use aggregator_component::{AggregatorComponent, AGGREGATOR_KIND};
 pub use data_component::{DataComponent, DATA_KIND};
+pub use index_component::{IndexComponent, INDEX_KIND};
 pub use model_component::{ModelComponent, MODEL_KIND};
+pub use peers_component::{PeersComponent, PEERS_KIND};
 
 use nodeflow_engine::{
     completion_sink, Attribute, AttributeValue, DispatchResult, OpError, OpErrorKind, OpInputs,
