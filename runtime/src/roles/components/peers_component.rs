@@ -91,7 +91,7 @@ impl Component for PeersComponent {
         let usable = |peer| {
             peer != me
                 && !governor.is_blocked(peer)
-                && governor.is_allowed(peer)
+                && (!governor.allowlist_mode() || governor.is_allowed(peer))
                 && !governor.is_down(peer)
         };
         let peers = self.selector.sample(k, &usable).map_err(peers_error)?;
