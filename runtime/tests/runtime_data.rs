@@ -1,4 +1,6 @@
 //! The data layer end to end: the reference job's shuffle vectors and row lists, the embedded digits, Dataset selection and batching, and IID / Dirichlet partitions.
+// Test helpers unwrap: a failure there is a broken fixture, reported by the panic.
+#![allow(clippy::unwrap_used)]
 
 use nodeflow::{
     digits, dirichlet_partition, iid_partition, shuffle_order, validate_partition, DType, Dataset,
