@@ -46,16 +46,42 @@ impl Default for IdxLimits {
 }
 
 /// The images of an `idx3` file: `count` images of `rows × cols` u8 pixels.
+///
+/// Only [`read_idx_images`] makes one, so `pixels().len()` is always
+/// `count · rows · cols`, within the [`IdxLimits`] it was read with.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct IdxImages {
+    count: usize,
+    rows: usize,
+    cols: usize,
+    pixels: Vec<u8>,
+}
+
+impl IdxImages {
     /// Number of images.
-    pub count: usize,
+    pub fn count(&self) -> usize {
+        self.count
+    }
+
     /// Pixel rows per image.
-    pub rows: usize,
+    pub fn rows(&self) -> usize {
+        self.rows
+    }
+
     /// Pixel columns per image.
-    pub cols: usize,
-    /// `count · rows · cols` pixels, image by image, row-major.
-    pub pixels: Vec<u8>,
+    pub fn cols(&self) -> usize {
+        self.cols
+    }
+
+    /// The pixels, image by image, row-major.
+    pub fn pixels(&self) -> &[u8] {
+        &self.pixels
+    }
+
+    /// The pixels, taken out.
+    pub fn into_pixels(self) -> Vec<u8> {
+        self.pixels
+    }
 }
 
 /// The train and test sets of an IDX directory.
@@ -196,14 +222,18 @@ pub fn idx_dataset(
             labels: labels.len(),
         });
     }
+    // Two u32 dimensions multiply within u64; on a narrower usize an image
+    // too big to address is refused rather than wrapped.
+    let Some(feature_dim) = images.rows.checked_mul(images.cols) else {
+        return Err(IdxError::Dataset(DatasetError::TooLarge {
+            rows: images.count,
+            feature_dim: usize::MAX,
+            cap: crate::tensor::MAX_ELEMENTS,
+        }));
+    };
     let features = images.pixels.into_iter().map(f32::from).collect();
     let labels = labels.into_iter().map(i64::from).collect();
-    Ok(Dataset::new(
-        features,
-        labels,
-        images.rows * images.cols,
-        classes,
-    )?)
+    Ok(Dataset::new(features, labels, feature_dim, classes)?)
 }
 
 /// Loads an images file and a labels file (each plain or gzipped) as one

@@ -25,6 +25,14 @@ pub enum PartitionError {
     /// Zero clients asked for.
     #[error("0 clients; a partition needs at least one")]
     NoClients,
+    /// More clients than rows.
+    #[error("{clients} clients for {rows} rows; use at most one client per row")]
+    TooManyClients {
+        /// Clients asked for.
+        clients: usize,
+        /// Rows to split.
+        rows: usize,
+    },
     /// α is not a positive finite number.
     #[error("Dirichlet alpha {alpha} is not a positive finite number; pass for example 0.5 (smaller is more skewed)")]
     BadAlpha {
@@ -89,16 +97,14 @@ pub enum PartitionError {
 /// IID partition of `n` rows among `clients`: the order
 /// [`shuffle_order`]`(n, seed)` cut into contiguous chunks, the first
 /// `n mod clients` of size `⌈n / clients⌉` and the rest `⌊n / clients⌋` (so
-/// sizes differ by at most one; with more clients than rows some are empty),
-/// each chunk then sorted ascending.
+/// sizes differ by at most one), each chunk then sorted ascending. Refuses
+/// zero clients and more clients than rows (every client gets a row).
 pub fn iid_partition(
     n: usize,
     clients: usize,
     seed: u64,
 ) -> Result<Vec<Vec<usize>>, PartitionError> {
-    if clients == 0 {
-        return Err(PartitionError::NoClients);
-    }
+    check_clients(clients, n)?;
     let order = shuffle_order(n, seed);
     let (base, extra) = (n / clients, n % clients);
     let mut parts = Vec::with_capacity(clients);
@@ -175,15 +181,15 @@ impl DirichletConfig {
 ///    `max_attempts` in all, then fail with [`PartitionError::MinSizeUnmet`].
 ///
 /// Every row lands in exactly one client by construction (the cuts of each
-/// class cover it once).
+/// class cover it once); a client may end up empty unless `min_size` ≥ 1.
+/// Refuses zero clients, more clients than rows, α that is not positive and
+/// finite, `max_attempts` 0 and a `min_size` no split can meet.
 pub fn dirichlet_partition(
     dataset: &Dataset,
     config: &DirichletConfig,
 ) -> Result<Vec<Vec<usize>>, PartitionError> {
     let k = config.clients;
-    if k == 0 {
-        return Err(PartitionError::NoClients);
-    }
+    check_clients(k, dataset.len())?;
     if config.max_attempts == 0 {
         return Err(PartitionError::NoAttempts);
     }
@@ -223,6 +229,17 @@ pub fn dirichlet_partition(
         attempts: config.max_attempts,
         smallest,
     })
+}
+
+/// Refuses zero clients and more clients than rows.
+fn check_clients(clients: usize, rows: usize) -> Result<(), PartitionError> {
+    if clients == 0 {
+        return Err(PartitionError::NoClients);
+    }
+    if clients > rows {
+        return Err(PartitionError::TooManyClients { clients, rows });
+    }
+    Ok(())
 }
 
 /// One attempt of [`dirichlet_partition`] (steps 1 and 2).
