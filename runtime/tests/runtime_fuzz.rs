@@ -38,7 +38,8 @@ fn mutate(rng: &mut SplitMix64, base: &[u8]) -> Vec<u8> {
             3 => bytes.insert(at.min(bytes.len()), rng.next_u64() as u8),
             4 if bytes.len() >= at + 8 => {
                 // Smash what may be a length or dimension field.
-                let v = [u64::MAX, u64::MAX / 2, 1 << 40, 0, 1 << 31][(rng.next_u64() % 5) as usize];
+                let v =
+                    [u64::MAX, u64::MAX / 2, 1 << 40, 0, 1 << 31][(rng.next_u64() % 5) as usize];
                 bytes[at..at + 8].copy_from_slice(&v.to_le_bytes());
             }
             _ => {
@@ -72,7 +73,10 @@ fn tensor_decoding_never_panics_and_ok_means_well_formed() {
             assert_eq!(t.encode(), bytes, "an accepted encoding is canonical");
         }
     }
-    assert!(accepted < iterations(), "mutations must be refused sometimes");
+    assert!(
+        accepted < iterations(),
+        "mutations must be refused sometimes"
+    );
 }
 
 #[test]
@@ -112,7 +116,11 @@ fn envelopes_of_tensors_into_a_node_never_panic_and_release_every_byte() {
     while node.has_work() {
         node.poll(0);
     }
-    assert_eq!(node.budget().in_use(), 0, "every refused or finished byte is released");
+    assert_eq!(
+        node.budget().in_use(),
+        0,
+        "every refused or finished byte is released"
+    );
     assert_eq!(node.stats().live_executions, 0);
 }
 

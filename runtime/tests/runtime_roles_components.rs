@@ -1,7 +1,7 @@
 //! Role components on Nodes: an aggregation round fed through `Contribute` and combined by `Aggregate`, a data source served by `NextBatch` in the seeded order, refusals typed and counted, and both states carried across a snapshot.
 #![allow(clippy::unwrap_used)]
 
-use std::sync::Arc;
+use nodeflow::engine::sync::Arc;
 use std::time::{Duration, Instant};
 
 use nodeflow::engine::{Graph, InstallError, OpError, WaitOutcome};

@@ -5,7 +5,7 @@
 //! arrays (a single-input Concat shares its input), so a small slice never
 //! keeps a large buffer alive behind a small byte charge.
 
-use std::sync::Arc;
+use nodeflow_engine::sync::Arc;
 
 use ndarray::{ArrayD, ArrayViewD, Axis, IxDyn, Slice as Range};
 

@@ -10,7 +10,7 @@
 //! Cast's `saturate` attribute only concerns float8 targets, which the
 //! backend does not have, so it is accepted and ignored.
 
-use std::sync::Arc;
+use nodeflow_engine::sync::Arc;
 
 use ndarray::{ArrayD, IxDyn};
 

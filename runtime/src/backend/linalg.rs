@@ -12,7 +12,7 @@
 //! `transB`) and an optional `C` broadcast to `[M, N]`. Both are f32 only;
 //! their work is the multiply-add count `M·K·N` (times the batch).
 
-use std::sync::Arc;
+use nodeflow_engine::sync::Arc;
 
 use ndarray::linalg::general_mat_mul;
 use ndarray::{ArrayView2, ArrayViewD, Axis, Dimension, Ix2, IxDyn};

@@ -6,7 +6,7 @@
 //! picks from X or Y (any element type, the same for both) by a bool
 //! condition. Not, And, Or and Xor take bool.
 
-use std::sync::Arc;
+use nodeflow_engine::sync::Arc;
 
 use ndarray::ArrayD;
 

@@ -11,7 +11,7 @@
 //! scores along axis 1; it is always computed (the loss needs it) and
 //! dropped by the backend when the node does not declare it.
 
-use std::sync::Arc;
+use nodeflow_engine::sync::Arc;
 
 use ndarray::{ArrayD, Axis, IxDyn, Zip};
 

@@ -6,7 +6,7 @@
 //! ONNX runtimes) and an integer division by zero is a typed error. Max and
 //! Min propagate NaN, as numpy's `maximum` / `minimum` do.
 
-use std::sync::Arc;
+use nodeflow_engine::sync::Arc;
 
 use ndarray::ArrayD;
 

@@ -40,9 +40,9 @@ mod op;
 mod reduce;
 mod shape;
 
+use nodeflow_engine::sync::Arc;
 use std::collections::HashMap;
 use std::fmt;
-use std::sync::Arc;
 
 use nodeflow_engine::{
     completion_sink, Attribute, Component, DispatchResult, LocalOpId, OpError, OpErrorKind,

@@ -8,7 +8,7 @@
 //! uses this file's own `erfc`, within about 1e-12 relative, since std
 //! has no error function.
 
-use std::sync::Arc;
+use nodeflow_engine::sync::Arc;
 
 use ndarray::{ArrayD, Axis};
 

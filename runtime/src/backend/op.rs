@@ -7,8 +7,8 @@
 //! through [`Inputs`], whose accessors turn an absent input or a wrong
 //! element type into a typed [`TensorError`] naming the op and the input.
 
+use nodeflow_engine::sync::Arc;
 use std::fmt;
-use std::sync::Arc;
 
 use nodeflow_engine::{Attribute, AttributeValue};
 

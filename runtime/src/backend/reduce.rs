@@ -19,7 +19,7 @@
 //! `select_last_index` default 0) return i64 indices; NaN counts as
 //! the extreme value for both, as in numpy, and an empty axis is refused.
 
-use std::sync::Arc;
+use nodeflow_engine::sync::Arc;
 
 use ndarray::{ArrayD, ArrayView1, ArrayViewD, Axis};
 

@@ -11,7 +11,7 @@
 //! of a tensor), [`materialize`] (a view copied out row-major) and
 //! [`shape_input`] (a shape given as an input, capped before it is read).
 
-use std::sync::Arc;
+use nodeflow_engine::sync::Arc;
 
 use ndarray::{ArrayD, ArrayViewD, IxDyn};
 

@@ -42,7 +42,7 @@ enum Op {
 
 /// A data source as a component.
 pub struct DataComponent {
-    source: std::sync::Arc<dyn DataSource>,
+    source: nodeflow_engine::sync::Arc<dyn DataSource>,
     all: (Tensor, Tensor),
     ops: Vec<Op>,
 }
@@ -59,7 +59,7 @@ pub(crate) fn data_error(error: DataError) -> OpError {
 
 impl DataComponent {
     /// Binds `source` (its rows are gathered once, here).
-    pub fn new(source: std::sync::Arc<dyn DataSource>) -> Result<Self, DataError> {
+    pub fn new(source: nodeflow_engine::sync::Arc<dyn DataSource>) -> Result<Self, DataError> {
         let all = source.all()?;
         Ok(Self {
             source,
