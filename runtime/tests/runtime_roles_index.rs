@@ -122,10 +122,22 @@ fn l2_distances_are_euclidean_and_ties_go_by_id() {
     assert_eq!(
         got,
         vec![
-            Neighbour { id: 7, distance: 1.0 },
-            Neighbour { id: 3, distance: 5.0 },
-            Neighbour { id: 5, distance: 5.0 },
-            Neighbour { id: 9, distance: 5.0 },
+            Neighbour {
+                id: 7,
+                distance: 1.0
+            },
+            Neighbour {
+                id: 3,
+                distance: 5.0
+            },
+            Neighbour {
+                id: 5,
+                distance: 5.0
+            },
+            Neighbour {
+                id: 9,
+                distance: 5.0
+            },
         ]
     );
     // A tie cut by k keeps the smaller ids.
@@ -138,7 +150,10 @@ fn l2_distances_are_euclidean_and_ties_go_by_id() {
     assert_eq!(index.stored(2), Some(&[0.0, 0.0][..]));
     assert_eq!(
         index.search(&vector(&[0.0, 0.0]), 1).unwrap(),
-        vec![Neighbour { id: 2, distance: 0.0 }]
+        vec![Neighbour {
+            id: 2,
+            distance: 0.0
+        }]
     );
 }
 
@@ -174,7 +189,10 @@ fn add_replaces_and_remove_forgets() {
     assert_eq!(index.stored(1), Some(&[10.0, 0.0][..]));
     assert_eq!(
         index.search(&vector(&[10.0, 0.0]), 1).unwrap(),
-        vec![Neighbour { id: 1, distance: 0.0 }]
+        vec![Neighbour {
+            id: 1,
+            distance: 0.0
+        }]
     );
 
     // Removing the first row moves the last one into it: 3 must keep its vector.
@@ -186,8 +204,14 @@ fn add_replaces_and_remove_forgets() {
     assert_eq!(
         index.search(&vector(&[10.0, 0.0]), 5).unwrap(),
         vec![
-            Neighbour { id: 3, distance: 8.0 },
-            Neighbour { id: 2, distance: 9.0 },
+            Neighbour {
+                id: 3,
+                distance: 8.0
+            },
+            Neighbour {
+                id: 2,
+                distance: 9.0
+            },
         ]
     );
     // The freed place takes a new id.

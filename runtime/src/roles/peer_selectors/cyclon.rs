@@ -75,7 +75,10 @@ pub struct CyclonState {
 /// the view are discarded; the rest first fill empty slots, then replace
 /// entries this peer sent in the same exchange; what finds no place is
 /// dropped. Only the latest offer is remembered for its reply; a reply from
-/// any other peer fills empty slots only.
+/// any other peer fills empty slots only. One addition to the paper's rule:
+/// a target that answers is put back in a slot its answer left empty, so a
+/// sparse young view (a ring bootstrap) never loses its last link to an
+/// exchange that brought nothing.
 #[derive(Clone, Debug)]
 pub struct Cyclon {
     me: PeerId,
@@ -190,17 +193,29 @@ impl Cyclon {
     }
 
     /// Merges `from`'s answer to the latest offer, letting it replace the
-    /// entries that offer sent. An answer from any other peer than the
-    /// latest offer's target fills empty slots only.
+    /// entries that offer sent; if a slot is still empty, `from` itself
+    /// (alive, since it answered) goes back in at age 0. An answer from any
+    /// other peer than the latest offer's target fills empty slots only.
     pub fn on_reply(&mut self, from: PeerId, entries: &[(PeerId, u32)]) {
-        let sent = match self.pending.take() {
-            Some((to, sent)) if to == from => sent,
+        let (answered, sent) = match self.pending.take() {
+            Some((to, sent)) if to == from => (true, sent),
             other => {
                 self.pending = other;
-                Vec::new()
+                (false, Vec::new())
             }
         };
         self.merge(entries, &sent);
+        // The target answered, so it is alive: if the answer left a slot
+        // empty, it takes it back at age 0. In a full view (the steady
+        // state) this never applies; in a young, sparse one it keeps a
+        // peer whose partner had nothing to give from losing its only link.
+        if answered
+            && from != self.me
+            && self.view.len() < self.config.view_size
+            && !self.contains(from)
+        {
+            self.view.push((from, 0));
+        }
     }
 
     /// The state a snapshot keeps: the view and the generator.
