@@ -19,8 +19,10 @@ mod codec;
 mod components;
 mod data_source;
 mod index;
+mod indexes;
 mod model;
 mod peer_selector;
+mod peer_selectors;
 
 pub use aggregator::{
     AggregationRound, Aggregator, AggregatorError, AggregatorStats, Contribution,
@@ -32,5 +34,7 @@ pub use components::{
 };
 pub use data_source::{DataError, DataSource};
 pub use index::{Index, IndexError, Metric, Neighbour};
+pub use indexes::ExactKnn;
 pub use model::{Evaluation, Model, ModelError, NamedTensor};
 pub use peer_selector::{PeerSelector, PeerSelectorError};
+pub use peer_selectors::{Cyclon, CyclonConfig, CyclonState, Shuffle, StaticView};
