@@ -57,6 +57,7 @@ pub use roles::{
 pub use roles::{
     AggregatorComponent, DataComponent, ModelComponent, AGGREGATOR_KIND, DATA_KIND, MODEL_KIND,
 };
+pub use roles::{Budget, FedAvg, Identity, Int8, Krum, Median, TopK, TrimmedMean, F16};
 pub use runtime::{
     NodeHandle, NodeInputError, NodeSpec, NodeSubscribeError, Runtime, RuntimeBuilder,
     RuntimeError, ShutdownReport, ShutdownTotals, SpawnNodeError, StopNodeError,
