@@ -12,7 +12,8 @@ use super::{flat_tensor, flat_updates};
 /// * the sums run in f64 over the contributions in the order given (by
 ///   peer), so the result is deterministic and independent of arrival;
 /// * `k` identical updates (any weights) combine to that update, bit for
-///   bit, when the weights are integers (their f64 sum is then exact);
+///   bit, when the weights are integers (their f64 sum is then exact),
+///   except that −0 comes back as +0;
 /// * not robust: one contribution of 10⁶ moves the mean by 10⁶ · wₖ / Σw —
 ///   use [`super::Median`], [`super::TrimmedMean`] or [`super::Krum`] when
 ///   peers may send garbage.
