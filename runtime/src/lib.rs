@@ -58,6 +58,7 @@ pub use roles::{
     AggregatorComponent, DataComponent, IndexComponent, ModelComponent, PeersComponent,
     AGGREGATOR_KIND, DATA_KIND, INDEX_KIND, MODEL_KIND, PEERS_KIND,
 };
+pub use roles::{Budget, FedAvg, Identity, Int8, Krum, Median, TopK, TrimmedMean, F16};
 pub use roles::{Cyclon, CyclonConfig, CyclonState, ExactKnn, Shuffle, StaticView};
 pub use runtime::{
     NodeHandle, NodeInputError, NodeSpec, NodeSubscribeError, Runtime, RuntimeBuilder,

@@ -15,7 +15,9 @@
 //! process. Every role has its own typed error.
 
 mod aggregator;
+mod aggregators;
 mod codec;
+mod codecs;
 mod components;
 mod data_source;
 mod index;
@@ -27,7 +29,9 @@ mod peer_selectors;
 pub use aggregator::{
     AggregationRound, Aggregator, AggregatorError, AggregatorStats, Contribution,
 };
+pub use aggregators::{FedAvg, Krum, Median, TrimmedMean};
 pub use codec::{Codec, CodecError, Encoded};
+pub use codecs::{Budget, Identity, Int8, TopK, F16};
 pub use components::{
     AggregatorComponent, DataComponent, IndexComponent, ModelComponent, PeersComponent,
     AGGREGATOR_KIND, DATA_KIND, INDEX_KIND, MODEL_KIND, PEERS_KIND,
