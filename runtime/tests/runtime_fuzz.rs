@@ -143,7 +143,10 @@ fn idx_reading_never_panics() {
     for _ in 0..iterations() {
         let bytes = mutate(&mut rng, &base);
         if let Ok(images) = read_idx_images(bytes.as_slice(), &limits) {
-            assert_eq!(images.count() * images.rows() * images.cols(), bytes.len() - 16);
+            assert_eq!(
+                images.count() * images.rows() * images.cols(),
+                bytes.len() - 16
+            );
         }
     }
 }
