@@ -55,8 +55,8 @@ pub use roles::{
     ModelError, NamedTensor, Neighbour, PeerSelector, PeerSelectorError,
 };
 pub use roles::{
-    AggregatorComponent, DataComponent, IndexComponent, ModelComponent, PeersComponent,
-    AGGREGATOR_KIND, DATA_KIND, INDEX_KIND, MODEL_KIND, PEERS_KIND,
+    AggregatorComponent, CodecComponent, DataComponent, IndexComponent, ModelComponent,
+    PeersComponent, AGGREGATOR_KIND, CODEC_KIND, DATA_KIND, INDEX_KIND, MODEL_KIND, PEERS_KIND,
 };
 pub use roles::{Budget, FedAvg, Identity, Int8, Krum, Median, TopK, TrimmedMean, F16};
 pub use roles::{Cyclon, CyclonConfig, CyclonState, ExactKnn, Shuffle, StaticView};

@@ -304,3 +304,161 @@ fn a_bad_attribute_refuses_the_install() {
         "{err}"
     );
 }
+
+/// A one-op graph on slot `slot` with `inputs` named in order and `outputs` outputs.
+fn one_op(slot: &str, op: &str, inputs: &[&str], outputs: usize, k: Option<i64>) -> Graph {
+    let mut b = GraphBuilder::new(op);
+    let handles: Vec<_> = inputs.iter().map(|n| b.input(*n)).collect();
+    let mut node = b.op(op, handles).domain(slot);
+    if let Some(k) = k {
+        node = node.attr("k", k);
+    }
+    let names: Vec<String> = (0..outputs).map(|i| format!("out{i}")).collect();
+    let handles = match outputs {
+        1 => vec![node.output()],
+        2 => node.outputs::<2>().to_vec(),
+        _ => node.outputs::<3>().to_vec(),
+    };
+    for (h, n) in handles.into_iter().zip(&names) {
+        b.output(h, n.as_str());
+    }
+    b.build().unwrap()
+}
+
+fn call(
+    node: &mut Node,
+    site: u32,
+    inputs: Vec<(&str, Box<dyn SlotValue>)>,
+) -> Vec<Box<dyn SlotValue>> {
+    node.invoke(
+        SiteId::new(site),
+        inputs.into_iter().map(|(n, v)| (n.to_owned(), v)).collect(),
+    )
+    .unwrap();
+    let steps = drive(node);
+    assert!(failures(&steps).is_empty(), "{:?}", failures(&steps));
+    let mut out = outputs(&steps).pop().unwrap();
+    out.sort_by(|a, b| a.0.cmp(&b.0));
+    out.into_iter().map(|(_, v)| v).collect()
+}
+
+#[test]
+fn codec_ops_encode_decode_and_keep_their_residual_across_a_snapshot() {
+    let build = || {
+        Node::builder(PeerId::new(1))
+            .component(
+                "codec",
+                Box::new(nodeflow::CodecComponent::new(Box::new(
+                    nodeflow::TopK::new(1).unwrap(),
+                ))),
+            )
+            .graph(one_op("codec", "Encode", &["x"], 3, None))
+            .graph(one_op("codec", "Decode", &["e"], 1, None))
+            .registry(nodeflow::tensor_registry())
+    };
+    let mut node = build().build().unwrap();
+    let x = Tensor::from_f32(vec![4], vec![0.5, -3.0, 1.0, 0.25]).unwrap();
+    let out = call(&mut node, 0, vec![("x", Box::new(x.clone()))]);
+    let (wire, raw) = (
+        tensor(out[1].as_ref()).to_i64_vec().unwrap()[0],
+        tensor(out[2].as_ref()).to_i64_vec().unwrap()[0],
+    );
+    assert_eq!(raw, 16);
+    assert!(wire < raw + 12 + 4, "one pair plus the header: {wire}");
+    let decoded = call(&mut node, 1, vec![("e", out[0].clone_value())]);
+    assert_eq!(
+        tensor(decoded[0].as_ref()).to_f32_vec().unwrap(),
+        [0.0, -3.0, 0.0, 0.0]
+    );
+    // The residual (what was not sent) is state: a restored Node sends it next.
+    let snapshot = node.snapshot().unwrap();
+    let mut restored = build().restore(&snapshot).unwrap();
+    let zero = Tensor::from_f32(vec![4], vec![0.0; 4]).unwrap();
+    let a = call(&mut node, 0, vec![("x", Box::new(zero.clone()))]);
+    let b = call(&mut restored, 0, vec![("x", Box::new(zero))]);
+    assert!(a[0].eq_value(b[0].as_ref()));
+    let sent = call(&mut node, 1, vec![("e", a[0].clone_value())]);
+    assert_eq!(
+        tensor(sent[0].as_ref()).to_f32_vec().unwrap(),
+        [0.0, 0.0, 1.0, 0.0],
+        "the largest residual entry goes next"
+    );
+    // Decoding something that is not an Encoded is refused typed.
+    node.invoke(
+        SiteId::new(1),
+        vec![("e".into(), Box::new(Tensor::scalar_f32(1.0)))],
+    )
+    .unwrap();
+    assert_eq!(failures(&drive(&mut node))[0].reason, "codec.not_encoded");
+}
+
+#[test]
+fn index_ops_find_neighbours_and_survive_a_snapshot() {
+    let build = || {
+        Node::builder(PeerId::new(1))
+            .component(
+                "index",
+                Box::new(nodeflow::IndexComponent::new(Box::new(
+                    nodeflow::ExactKnn::new(2, nodeflow::Metric::L2, 16),
+                ))),
+            )
+            .graph(one_op("index", "Add", &["id", "v"], 1, None))
+            .graph(one_op("index", "Search", &["q"], 2, Some(2)))
+            .registry(nodeflow::tensor_registry())
+    };
+    let mut node = build().build().unwrap();
+    for (id, v) in [(1, [0.0, 0.0]), (2, [3.0, 4.0]), (3, [1.0, 0.0])] {
+        let v = Tensor::from_f32(vec![2], v.to_vec()).unwrap();
+        call(
+            &mut node,
+            0,
+            vec![("id", Box::new(Tensor::scalar_i64(id))), ("v", Box::new(v))],
+        );
+    }
+    let q = || Box::new(Tensor::from_f32(vec![2], vec![0.9, 0.1]).unwrap()) as Box<dyn SlotValue>;
+    let found = call(&mut node, 1, vec![("q", q())]);
+    assert_eq!(tensor(found[0].as_ref()).to_i64_vec().unwrap(), [3, 1]);
+    let restored_found = {
+        let mut restored = build().restore(&node.snapshot().unwrap()).unwrap();
+        call(&mut restored, 1, vec![("q", q())])
+    };
+    assert!(found[0].eq_value(restored_found[0].as_ref()));
+    assert!(found[1].eq_value(restored_found[1].as_ref()));
+}
+
+#[test]
+fn sampling_skips_blocked_peers_and_continues_identically_after_a_restore() {
+    let build = || {
+        let view = (2..=9).map(PeerId::new);
+        Node::builder(PeerId::new(1))
+            .component(
+                "peers",
+                Box::new(nodeflow::PeersComponent::new(Box::new(
+                    nodeflow::StaticView::new(view, 5),
+                ))),
+            )
+            .graph(one_op("peers", "Sample", &["go"], 1, Some(3)))
+            .registry(nodeflow::tensor_registry())
+    };
+    let mut node = build().build().unwrap();
+    node.block_peer(PeerId::new(4)).unwrap();
+    let go = || vec![("go", Box::new(Tensor::scalar_i64(0)) as Box<dyn SlotValue>)];
+    for _ in 0..50 {
+        let ids = tensor(call(&mut node, 0, go())[0].as_ref())
+            .to_i64_vec()
+            .unwrap();
+        assert_eq!(ids.len(), 3);
+        assert!(
+            !ids.contains(&4),
+            "a blocked peer is never sampled: {ids:?}"
+        );
+        assert!(!ids.contains(&1), "never itself");
+    }
+    let mut restored = build().restore(&node.snapshot().unwrap()).unwrap();
+    restored.block_peer(PeerId::new(4)).unwrap();
+    for _ in 0..5 {
+        let a = call(&mut node, 0, go());
+        let b = call(&mut restored, 0, go());
+        assert!(a[0].eq_value(b[0].as_ref()), "same generator, same draws");
+    }
+}

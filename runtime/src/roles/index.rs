@@ -70,6 +70,11 @@ pub trait Index: Send + std::fmt::Debug + 'static {
     /// Vectors stored.
     fn len(&self) -> usize;
 
+    /// Every stored vector with its id, in id order (what a Node snapshot
+    /// keeps; adding them to an empty index of the same configuration
+    /// rebuilds it).
+    fn entries(&self) -> Vec<(u64, Tensor)>;
+
     /// Whether nothing is stored.
     fn is_empty(&self) -> bool {
         self.len() == 0

@@ -33,8 +33,8 @@ pub use aggregators::{FedAvg, Krum, Median, TrimmedMean};
 pub use codec::{Codec, CodecError, Encoded};
 pub use codecs::{Budget, Identity, Int8, TopK, F16};
 pub use components::{
-    AggregatorComponent, DataComponent, IndexComponent, ModelComponent, PeersComponent,
-    AGGREGATOR_KIND, DATA_KIND, INDEX_KIND, MODEL_KIND, PEERS_KIND,
+    AggregatorComponent, CodecComponent, DataComponent, IndexComponent, ModelComponent,
+    PeersComponent, AGGREGATOR_KIND, CODEC_KIND, DATA_KIND, INDEX_KIND, MODEL_KIND, PEERS_KIND,
 };
 pub use data_source::{DataError, DataSource};
 pub use index::{Index, IndexError, Metric, Neighbour};

@@ -39,4 +39,13 @@ pub trait PeerSelector: Send + std::fmt::Debug + 'static {
 
     /// Forgets `peer` (it went down or was blocked).
     fn remove(&mut self, peer: PeerId);
+
+    /// The selector's state as words (view, ages, generator), for a Node
+    /// snapshot; [`PeerSelector::load_state`] reads it back into a selector
+    /// of the same configuration, which then samples as the original would.
+    fn save_state(&self) -> Vec<u64>;
+
+    /// Restores what [`PeerSelector::save_state`] wrote; a malformed state
+    /// is refused and the selector left unchanged.
+    fn load_state(&mut self, words: &[u64]) -> Result<(), PeerSelectorError>;
 }

@@ -369,13 +369,14 @@ impl Tensor {
     }
 }
 
-/// A registry with nodeflow's built-in values and [`Tensor`]: what a Node
-/// that receives tensors from other processes or restores snapshots
-/// holding them decodes with.
+/// A registry with nodeflow's built-in values, [`Tensor`] and the codecs'
+/// [`crate::Encoded`]: what a Node that receives model updates from other
+/// processes, or restores snapshots holding them, decodes with.
 pub fn tensor_registry() -> nodeflow_engine::sync::Arc<ValueRegistry> {
     let mut registry = ValueRegistry::with_builtins();
-    // A fresh built-in registry has room and no tensor tag yet.
+    // A fresh built-in registry has room and neither tag yet.
     let _ = Tensor::register(&mut registry);
+    let _ = crate::roles::Encoded::register(&mut registry);
     nodeflow_engine::sync::Arc::new(registry)
 }
 

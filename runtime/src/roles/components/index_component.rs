@@ -5,6 +5,10 @@
 //! | `Add` | id i64 scalar, vector f32 `[d]` | | vectors stored, i64 scalar |
 //! | `Remove` | id i64 scalar | | whether it was stored, bool scalar |
 //! | `Search` | query f32 `[d]` | `k` (1) | ids i64 `[m]`, distances f32 `[m]`, nearest first |
+//!
+//! The stored vectors are the component's snapshot state (a cosine index
+//! stores unit vectors, so a restored one may differ from the original in
+//! the last bit of a distance).
 
 use std::fmt;
 
@@ -13,6 +17,7 @@ use nodeflow_engine::{
     RuntimeResourceRef, SlotValue,
 };
 
+use super::state::{decode_named, encode_named};
 use super::{int_attr, tensor_input};
 use crate::roles::{Index, IndexError};
 use crate::tensor::Tensor;
@@ -151,6 +156,34 @@ impl Component for IndexComponent {
             outputs.push(value)?;
         }
         Ok(DispatchResult::Immediate)
+    }
+
+    fn snapshot_state(&self) -> Result<Vec<u8>, OpError> {
+        Ok(encode_named(&self.state()))
+    }
+
+    fn restore_state(&mut self, bytes: &[u8]) -> Result<(), OpError> {
+        for (name, vector) in decode_named(bytes)? {
+            let id = name.parse::<u64>().map_err(|_| {
+                OpError::new(
+                    OpErrorKind::InvalidInput,
+                    "role.bad_state",
+                    format!("index state: `{name}` is not an id"),
+                )
+            })?;
+            self.index.add(id, &vector).map_err(index_error)?;
+        }
+        Ok(())
+    }
+}
+
+impl IndexComponent {
+    fn state(&self) -> Vec<(String, Tensor)> {
+        self.index
+            .entries()
+            .into_iter()
+            .map(|(id, v)| (id.to_string(), v))
+            .collect()
     }
 }
 

@@ -8,6 +8,7 @@
 //! What the ops take and give is listed on each adapter.
 
 mod aggregator_component;
+mod codec_component;
 mod data_component;
 mod index_component;
 mod model_component;
@@ -15,6 +16,7 @@ mod peers_component;
 mod state;
 
 pub use aggregator_component::{AggregatorComponent, AGGREGATOR_KIND};
+pub use codec_component::{CodecComponent, CODEC_KIND};
 pub use data_component::{DataComponent, DATA_KIND};
 pub use index_component::{IndexComponent, INDEX_KIND};
 pub use model_component::{ModelComponent, MODEL_KIND};

@@ -6,7 +6,9 @@
 //!
 //! Sampling respects the Node's peer governor: a blocked peer, a peer
 //! outside an allowlist, or a peer the governor considers down is never
-//! chosen. With no usable peer the op fails `peers.no_peers`.
+//! chosen. With no usable peer the op fails `peers.no_peers`. The
+//! selector's state (view, ages, generator) is the component's snapshot
+//! state.
 
 use std::fmt;
 
@@ -16,6 +18,7 @@ use nodeflow_engine::{
 };
 
 use super::int_attr;
+use super::state::{decode_named, encode_named};
 use crate::roles::{PeerSelector, PeerSelectorError};
 use crate::tensor::Tensor;
 
@@ -102,6 +105,38 @@ impl Component for PeersComponent {
         outputs.push(Box::new(tensor))?;
         Ok(DispatchResult::Immediate)
     }
+
+    fn snapshot_state(&self) -> Result<Vec<u8>, OpError> {
+        let words: Vec<i64> = self
+            .selector
+            .save_state()
+            .iter()
+            .map(|&w| w as i64)
+            .collect();
+        let len = words.len();
+        let tensor = Tensor::from_i64(vec![len], words).map_err(peers_state_error)?;
+        Ok(encode_named(&[("selector".to_owned(), tensor)]))
+    }
+
+    fn restore_state(&mut self, bytes: &[u8]) -> Result<(), OpError> {
+        let entries = decode_named(bytes)?;
+        let words: Vec<u64> = entries
+            .first()
+            .and_then(|(_, t)| t.to_i64_vec())
+            .ok_or_else(|| peers_state_error("peers state: no selector words"))?
+            .into_iter()
+            .map(|w| w as u64)
+            .collect();
+        self.selector.load_state(&words).map_err(peers_error)
+    }
+}
+
+fn peers_state_error(detail: impl ToString) -> OpError {
+    OpError::new(
+        OpErrorKind::InvalidInput,
+        "role.bad_state",
+        detail.to_string(),
+    )
 }
 
 impl fmt::Debug for PeersComponent {

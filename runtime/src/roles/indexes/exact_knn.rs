@@ -201,6 +201,17 @@ impl Index for ExactKnn {
         Ok(found)
     }
 
+    fn entries(&self) -> Vec<(u64, Tensor)> {
+        let mut ids = self.ids.clone();
+        ids.sort_unstable();
+        ids.into_iter()
+            .filter_map(|id| {
+                let row = self.stored(id)?.to_vec();
+                Tensor::from_f32(vec![self.dim], row).ok().map(|t| (id, t))
+            })
+            .collect()
+    }
+
     fn len(&self) -> usize {
         self.ids.len()
     }

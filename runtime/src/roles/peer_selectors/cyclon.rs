@@ -290,6 +290,31 @@ impl PeerSelector for Cyclon {
         "cyclon"
     }
 
+    fn save_state(&self) -> Vec<u64> {
+        let state = self.state();
+        std::iter::once(state.rng)
+            .chain(
+                state
+                    .view
+                    .iter()
+                    .flat_map(|&(p, age)| [p.as_u64(), u64::from(age)]),
+            )
+            .collect()
+    }
+
+    fn load_state(&mut self, words: &[u64]) -> Result<(), PeerSelectorError> {
+        let Some((&rng, pairs)) = words.split_first().filter(|(_, p)| p.len() % 2 == 0) else {
+            return Err(PeerSelectorError::Config(
+                "a Cyclon state is a generator word and (peer, age) pairs".into(),
+            ));
+        };
+        let view = pairs
+            .chunks_exact(2)
+            .map(|c| (PeerId::new(c[0]), u32::try_from(c[1]).unwrap_or(u32::MAX)))
+            .collect();
+        self.restore(CyclonState { view, rng })
+    }
+
     fn sample(
         &mut self,
         k: usize,

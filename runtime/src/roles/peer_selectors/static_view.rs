@@ -47,6 +47,26 @@ impl PeerSelector for StaticView {
         "static"
     }
 
+    fn save_state(&self) -> Vec<u64> {
+        std::iter::once(self.rng.state())
+            .chain(self.peers.iter().map(|p| p.as_u64()))
+            .collect()
+    }
+
+    fn load_state(&mut self, words: &[u64]) -> Result<(), PeerSelectorError> {
+        let Some((&rng, peers)) = words.split_first() else {
+            return Err(PeerSelectorError::Config(
+                "a static view's state starts with its generator".into(),
+            ));
+        };
+        let mut view: Vec<PeerId> = peers.iter().map(|&p| PeerId::new(p)).collect();
+        view.sort_unstable();
+        view.dedup();
+        self.peers = view;
+        self.rng = SplitMix64::new(rng);
+        Ok(())
+    }
+
     fn sample(
         &mut self,
         k: usize,
