@@ -48,4 +48,21 @@ pub trait PeerSelector: Send + std::fmt::Debug + 'static {
     /// Restores what [`PeerSelector::save_state`] wrote; a malformed state
     /// is refused and the selector left unchanged.
     fn load_state(&mut self, words: &[u64]) -> Result<(), PeerSelectorError>;
+
+    /// For a selector that gossips its view (a peer-sampling protocol):
+    /// the next exchange to start, as the peer to ask and the `(peer, age)`
+    /// entries to offer it. A selector without a protocol (a static view)
+    /// keeps the default, which starts none.
+    fn start_exchange(&mut self) -> Option<(PeerId, Vec<(PeerId, u32)>)> {
+        None
+    }
+
+    /// Answers an exchange `from` offered: the entries to send back. The
+    /// default (no protocol) answers nothing and keeps nothing.
+    fn on_exchange(&mut self, _from: PeerId, _entries: &[(PeerId, u32)]) -> Vec<(PeerId, u32)> {
+        Vec::new()
+    }
+
+    /// Takes in the answer `from` gave to this selector's exchange.
+    fn on_exchange_reply(&mut self, _from: PeerId, _entries: &[(PeerId, u32)]) {}
 }

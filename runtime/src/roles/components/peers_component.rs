@@ -1,8 +1,19 @@
-//! [`PeersComponent`]: a [`PeerSelector`] bound at a slot, as the op `Sample`.
+//! [`PeersComponent`]: a [`PeerSelector`] bound at a slot, as the op `Sample` and the view-exchange ops of a peer-sampling protocol.
 //!
 //! | op | inputs | attributes | outputs |
 //! |---|---|---|---|
 //! | `Sample` | any trigger | `k` (1) | peer ids i64 `[m]`, `m ≤ k` |
+//! | `Shuffle` | any trigger | | entries i64 `[2m]` (peer, age pairs), the peer to send them to ([`PeerIdValue`]) |
+//! | `OnShuffle` | entries i64 `[2m]` (from the wire) | | the answer's entries i64 `[2n]` |
+//! | `OnReply` | the answer's entries, the peer asked ([`PeerIdValue`]) | | entries in the view, i64 scalar |
+//!
+//! A Cyclon exchange over the wire is three ops and a request: `Shuffle`
+//! (on a timer) → `Send` of its entries to its peer as a control-plane
+//! request for `OnShuffle` on this slot → the answer → `OnReply`.
+//! `OnShuffle` takes the asking peer from the envelope that started its
+//! execution; called other than from the wire it is refused. A selector
+//! without a protocol (a static view) starts no exchange (`Shuffle` fails
+//! `peers.no_exchange`) and answers with nothing.
 //!
 //! Sampling respects the Node's peer governor: a blocked peer, a peer
 //! outside an allowlist, or a peer the governor considers down is never
@@ -14,11 +25,11 @@ use std::fmt;
 
 use nodeflow_engine::{
     Component, DispatchResult, LocalOpId, OpError, OpErrorKind, OpInputs, OpNode, OpOutputs,
-    RuntimeResourceRef,
+    PeerId, PeerIdValue, RuntimeResourceRef, SlotValue,
 };
 
-use super::int_attr;
 use super::state::{decode_named, encode_named};
+use super::{int_attr, tensor_input};
 use crate::roles::{PeerSelector, PeerSelectorError};
 use crate::tensor::Tensor;
 
@@ -28,8 +39,49 @@ pub const PEERS_KIND: &str = "peers";
 /// A peer selector as a component.
 pub struct PeersComponent {
     selector: Box<dyn PeerSelector>,
-    /// `k` of each installed `Sample` op; entry 0 is the by-name default.
+    /// `k` of each installed `Sample` op (by [`LocalOpId`] past the
+    /// protocol ops); entry 0 is the by-name default.
     ks: Vec<usize>,
+}
+
+/// Local op ids of the protocol ops; `Sample` ops follow.
+const SHUFFLE: u32 = 0;
+const ON_SHUFFLE: u32 = 1;
+const ON_REPLY: u32 = 2;
+const FIRST_SAMPLE: u32 = 3;
+
+/// `(peer, age)` entries as an i64 tensor of pairs.
+fn entries_tensor(entries: &[(PeerId, u32)]) -> Result<Tensor, OpError> {
+    let words: Vec<i64> = entries
+        .iter()
+        .flat_map(|&(p, age)| [p.as_u64() as i64, i64::from(age)])
+        .collect();
+    let len = words.len();
+    Tensor::from_i64(vec![len], words).map_err(peers_state_error)
+}
+
+/// The `(peer, age)` entries an i64 tensor of pairs holds.
+fn tensor_entries(t: &Tensor, op: &str) -> Result<Vec<(PeerId, u32)>, OpError> {
+    let words = t
+        .to_i64_vec()
+        .filter(|w| t.rank() == 1 && w.len() % 2 == 0 && w.len() <= 2 * 4096)
+        .ok_or_else(|| {
+            OpError::new(
+                OpErrorKind::InvalidInput,
+                "peers.bad_entries",
+                format!("`{op}` takes an i64 [2m] tensor of (peer, age) pairs, got {t:?}"),
+            )
+        })?;
+    Ok(words
+        .chunks_exact(2)
+        .filter(|c| c[0] >= 0 && c[1] >= 0)
+        .map(|c| {
+            (
+                PeerId::new(c[0] as u64),
+                u32::try_from(c[1]).unwrap_or(u32::MAX),
+            )
+        })
+        .collect())
 }
 
 impl PeersComponent {
@@ -62,12 +114,18 @@ impl Component for PeersComponent {
     }
 
     fn resolve_op(&self, op_type: &str) -> Option<LocalOpId> {
-        (op_type == "Sample").then_some(LocalOpId(0))
+        match op_type {
+            "Shuffle" => Some(LocalOpId(SHUFFLE)),
+            "OnShuffle" => Some(LocalOpId(ON_SHUFFLE)),
+            "OnReply" => Some(LocalOpId(ON_REPLY)),
+            "Sample" => Some(LocalOpId(FIRST_SAMPLE)),
+            _ => None,
+        }
     }
 
     fn install_op(&mut self, node: &OpNode) -> Result<Option<LocalOpId>, OpError> {
         if node.op_type != "Sample" {
-            return Ok(None);
+            return Ok(self.resolve_op(&node.op_type));
         }
         let k = int_attr(&node.attributes, "Sample", "k", 1)?;
         let k = usize::try_from(k).ok().filter(|&k| k > 0).ok_or_else(|| {
@@ -78,17 +136,70 @@ impl Component for PeersComponent {
             )
         })?;
         self.ks.push(k);
-        Ok(Some(LocalOpId((self.ks.len() - 1) as u32)))
+        Ok(Some(LocalOpId(FIRST_SAMPLE + (self.ks.len() - 1) as u32)))
     }
 
     fn dispatch_atomic(
         &mut self,
         op: LocalOpId,
         ctx: &mut RuntimeResourceRef<'_>,
-        _inputs: &mut OpInputs<'_>,
+        inputs: &mut OpInputs<'_>,
         outputs: &mut OpOutputs<'_>,
     ) -> Result<DispatchResult, OpError> {
-        let k = self.ks.get(op.0 as usize).copied().unwrap_or(1);
+        match op.0 {
+            SHUFFLE => {
+                let (to, entries) = self.selector.start_exchange().ok_or_else(|| {
+                    OpError::new(
+                        OpErrorKind::Failed,
+                        "peers.no_exchange",
+                        format!(
+                            "the `{}` selector has no exchange to start (empty view or no protocol)",
+                            self.selector.kind()
+                        ),
+                    )
+                })?;
+                outputs.push(Box::new(entries_tensor(&entries)?))?;
+                outputs.push(Box::new(PeerIdValue(to)))?;
+                return Ok(DispatchResult::Immediate);
+            }
+            ON_SHUFFLE => {
+                let from = ctx.current.inbound.src_peer.ok_or_else(|| {
+                    OpError::new(
+                        OpErrorKind::InvalidInput,
+                        "peers.not_from_the_wire",
+                        "`OnShuffle` answers a peer's offer; it runs on an inbound envelope",
+                    )
+                })?;
+                let offered = tensor_entries(&tensor_input(inputs, 0, "OnShuffle")?, "OnShuffle")?;
+                let answer = self.selector.on_exchange(from, &offered);
+                outputs.push(Box::new(entries_tensor(&answer)?))?;
+                return Ok(DispatchResult::Immediate);
+            }
+            ON_REPLY => {
+                let answer = tensor_entries(&tensor_input(inputs, 0, "OnReply")?, "OnReply")?;
+                let from = inputs
+                    .get(1)
+                    .and_then(|v| v.downcast_ref::<PeerIdValue>())
+                    .map(|v| v.0)
+                    .ok_or_else(|| {
+                        OpError::new(
+                            OpErrorKind::InvalidInput,
+                            "peers.bad_input",
+                            "`OnReply` input 1 must be the PeerIdValue `Shuffle` sent to",
+                        )
+                    })?;
+                self.selector.on_exchange_reply(from, &answer);
+                let size = self.selector.view().len() as i64;
+                outputs.push(Box::new(Tensor::scalar_i64(size)) as Box<dyn SlotValue>)?;
+                return Ok(DispatchResult::Immediate);
+            }
+            _ => {}
+        }
+        let k = self
+            .ks
+            .get((op.0 - FIRST_SAMPLE) as usize)
+            .copied()
+            .unwrap_or(1);
         let governor = &*ctx.peers.governor;
         let me = ctx.current.self_peer;
         let usable = |peer| {

@@ -290,6 +290,18 @@ impl PeerSelector for Cyclon {
         "cyclon"
     }
 
+    fn start_exchange(&mut self) -> Option<(PeerId, Vec<(PeerId, u32)>)> {
+        self.start_shuffle().map(|s| (s.to, s.entries))
+    }
+
+    fn on_exchange(&mut self, from: PeerId, entries: &[(PeerId, u32)]) -> Vec<(PeerId, u32)> {
+        self.on_shuffle(from, entries)
+    }
+
+    fn on_exchange_reply(&mut self, from: PeerId, entries: &[(PeerId, u32)]) {
+        self.on_reply(from, entries);
+    }
+
     fn save_state(&self) -> Vec<u64> {
         let state = self.state();
         std::iter::once(state.rng)
