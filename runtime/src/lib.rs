@@ -60,6 +60,7 @@ pub use roles::{
 };
 pub use roles::{Budget, FedAvg, Identity, Int8, Krum, Median, TopK, TrimmedMean, F16};
 pub use roles::{Cyclon, CyclonConfig, CyclonState, ExactKnn, Shuffle, StaticView};
+pub use roles::{Mlp, Sgd, SoftmaxRegression};
 pub use runtime::{
     NodeHandle, NodeInputError, NodeSpec, NodeSubscribeError, Runtime, RuntimeBuilder,
     RuntimeError, ShutdownReport, ShutdownTotals, SpawnNodeError, StopNodeError,

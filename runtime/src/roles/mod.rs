@@ -23,6 +23,7 @@ mod data_source;
 mod index;
 mod indexes;
 mod model;
+mod models;
 mod peer_selector;
 mod peer_selectors;
 
@@ -40,5 +41,6 @@ pub use data_source::{DataError, DataSource};
 pub use index::{Index, IndexError, Metric, Neighbour};
 pub use indexes::ExactKnn;
 pub use model::{Evaluation, Model, ModelError, NamedTensor};
+pub use models::{Mlp, Sgd, SoftmaxRegression};
 pub use peer_selector::{PeerSelector, PeerSelectorError};
 pub use peer_selectors::{Cyclon, CyclonConfig, CyclonState, Shuffle, StaticView};
