@@ -65,6 +65,7 @@ impl Mlp {
     /// The hidden layers' widths.
     pub fn hidden(&self) -> &[usize] {
         let widths = self.net.widths();
+        // `new` built at least two widths (features and classes).
         &widths[1..widths.len() - 1]
     }
 

@@ -136,6 +136,7 @@ impl Network {
         }
         let mut total = 0usize;
         for pair in widths.windows(2) {
+            // `windows(2)` yields slices of exactly two.
             let count = pair[0]
                 .checked_mul(pair[1])
                 .and_then(|w| w.checked_add(pair[1]))
@@ -196,6 +197,7 @@ impl Network {
 
     /// Input features.
     pub(super) fn features(&self) -> usize {
+        // `new` refused fewer than two widths.
         self.widths[0]
     }
 
@@ -277,6 +279,7 @@ impl Network {
                 None => None,
             };
             self.sgd.update(&mut w, &g, v.as_deref_mut())?;
+            // One name per parameter, by construction.
             let name = &self.names[index];
             if w.iter().any(|x| !x.is_finite()) {
                 return Err(ModelError::NotFinite {
@@ -378,6 +381,8 @@ impl Network {
             .div
             .eval1(&[Some(residual), Some(Tensor::scalar_f32(rows as f32))])?;
         let zero = Tensor::scalar_f32(0.0);
+        // Two parameters per layer and one input per layer, so every index
+        // below (`2·layer`, `2·layer + 1`) is in range.
         let mut grads = vec![zero.clone(); self.params.len()];
         for (layer, h) in inputs.iter().enumerate().rev() {
             grads[2 * layer] = self
