@@ -31,6 +31,7 @@ mod backend;
 mod compute_component;
 mod compute_pool;
 mod data;
+pub mod learning;
 mod roles;
 mod runtime;
 mod tensor;

@@ -39,7 +39,7 @@ fn graphs() -> Vec<Graph> {
 /// The reference job's train/test split (rows listed in its `job.json`).
 fn split() -> (Dataset, Dataset) {
     let job: serde_json::Value =
-        serde_json::from_str(include_str!("fixtures/fedavg-digits/job.json")).unwrap();
+        serde_json::from_str(include_str!("../data/fedavg_reference.json")).unwrap();
     let rows = |v: &serde_json::Value| -> Vec<usize> {
         v.as_array()
             .unwrap()

@@ -11,7 +11,7 @@ use nodeflow::{
 use serde_json::Value;
 
 fn job() -> Value {
-    serde_json::from_str(include_str!("fixtures/fedavg-digits/job.json")).unwrap()
+    serde_json::from_str(include_str!("../data/fedavg_reference.json")).unwrap()
 }
 
 fn rows(v: &Value) -> Vec<usize> {

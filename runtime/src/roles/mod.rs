@@ -18,7 +18,7 @@ mod aggregator;
 mod aggregators;
 mod codec;
 mod codecs;
-mod components;
+pub(crate) mod components;
 mod data_source;
 mod index;
 mod indexes;

@@ -13,7 +13,7 @@ mod data_component;
 mod index_component;
 mod model_component;
 mod peers_component;
-mod state;
+pub(crate) mod state;
 
 pub use aggregator_component::{AggregatorComponent, AGGREGATOR_KIND};
 pub use codec_component::{CodecComponent, CODEC_KIND};
@@ -53,6 +53,16 @@ pub(crate) fn tensor_input(
             ),
         )
     })
+}
+
+/// Whether the Node may send to `peer` now: not itself, not blocked, inside
+/// the allowlist when there is one, and not marked down by the governor.
+pub(crate) fn usable_peer(ctx: &RuntimeResourceRef<'_>, peer: nodeflow_engine::PeerId) -> bool {
+    let governor = &*ctx.peers.governor;
+    peer != ctx.current.self_peer
+        && !governor.is_blocked(peer)
+        && (!governor.allowlist_mode() || governor.is_allowed(peer))
+        && !governor.is_down(peer)
 }
 
 /// An int attribute of a role op, or `default`; a wrong kind is refused.

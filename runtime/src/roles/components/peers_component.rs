@@ -200,14 +200,7 @@ impl Component for PeersComponent {
             .get((op.0 - FIRST_SAMPLE) as usize)
             .copied()
             .unwrap_or(1);
-        let governor = &*ctx.peers.governor;
-        let me = ctx.current.self_peer;
-        let usable = |peer| {
-            peer != me
-                && !governor.is_blocked(peer)
-                && (!governor.allowlist_mode() || governor.is_allowed(peer))
-                && !governor.is_down(peer)
-        };
+        let usable = |peer| super::usable_peer(ctx, peer);
         let peers = self.selector.sample(k, &usable).map_err(peers_error)?;
         let ids: Vec<i64> = peers.iter().map(|p| p.as_u64() as i64).collect();
         let len = ids.len();

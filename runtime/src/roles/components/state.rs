@@ -66,6 +66,31 @@ pub(crate) fn decode_named(bytes: &[u8]) -> Result<Vec<NamedTensor>, OpError> {
     Ok(entries)
 }
 
+/// Encodes a fixed list of counters (a component's plain-integer state).
+pub(crate) fn encode_words(words: &[u64]) -> Result<Vec<u8>, OpError> {
+    let values: Vec<i64> = words.iter().map(|&w| w as i64).collect();
+    let tensor = Tensor::from_i64(vec![values.len()], values)
+        .map_err(|e| OpError::new(OpErrorKind::Internal, "role.state", e.to_string()))?;
+    Ok(encode_named(&[("words".to_owned(), tensor)]))
+}
+
+/// Decodes what [`encode_words`] wrote, refusing any other count than `n`.
+pub(crate) fn decode_words(bytes: &[u8], n: usize) -> Result<Vec<u64>, OpError> {
+    let entries = decode_named(bytes)?;
+    let words = entries
+        .first()
+        .and_then(|(_, t)| t.to_i64_vec())
+        .filter(|w| w.len() == n)
+        .ok_or_else(|| {
+            OpError::new(
+                OpErrorKind::InvalidInput,
+                "role.bad_state",
+                format!("expected a state of {n} counters"),
+            )
+        })?;
+    Ok(words.into_iter().map(|w| w as u64).collect())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
