@@ -8,6 +8,8 @@
 //! | `byzantine.rs` | [`ByzantineComponent`]: garbage in place of an update |
 //! | `chaos.rs` | [`ChaosComponent`]: a panic on demand (fault injection) |
 //! | `driver.rs` | waiting for a graph's answer; [`LearnError`] |
+//! | `prepare.rs` | [`DataSpec`], [`PartitionSpec`], [`federated_data`]: a job's data |
+//! | `plain.rs` | [`plain_fedavg`] and [`centralized`]: the same math without a runtime |
 //! | `reference.rs` | [`ReferenceJob`]: the embedded reference FedAvg job |
 //! | `report.rs` | [`RunReport`] and [`RoundReport`] |
 
@@ -16,6 +18,8 @@ mod chaos;
 mod driver;
 mod fedavg;
 mod federation;
+mod plain;
+mod prepare;
 mod reference;
 mod report;
 mod spec;
@@ -31,6 +35,8 @@ pub use fedavg::{
 pub use federation::{
     FederationComponent, FederationConfig, FederationError, FederationStats, FEDERATION_KIND,
 };
+pub use plain::{centralized, plain_fedavg};
+pub use prepare::{federated_data, partition_clients, DataSpec, PartitionSpec};
 pub use reference::{ReferenceJob, ReferenceRound};
 pub use report::{MessageTotals, RoundReport, RunReport};
 pub use spec::{AggregatorSpec, CodecSpec, ModelSpec, OptimizerSpec, SpecError};

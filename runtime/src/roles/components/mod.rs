@@ -19,6 +19,7 @@ pub use aggregator_component::{AggregatorComponent, AGGREGATOR_KIND};
 pub use codec_component::{CodecComponent, CODEC_KIND};
 pub use data_component::{DataComponent, DATA_KIND};
 pub use index_component::{IndexComponent, INDEX_KIND};
+pub(crate) use model_component::train_epochs;
 pub use model_component::{ModelComponent, MODEL_KIND};
 pub use peers_component::{PeersComponent, PEERS_KIND};
 

@@ -128,7 +128,7 @@ pub(crate) fn model_error(error: ModelError) -> OpError {
 }
 
 /// `epochs` passes of mini-batch training over `x`, `y`; the mean batch loss.
-fn train(
+pub(crate) fn train_epochs(
     model: &mut dyn Model,
     x: &Tensor,
     y: &Tensor,
@@ -236,8 +236,8 @@ impl Component for ModelComponent {
                 let samples = y.len() as i64;
                 run(self.pool.as_ref(), ctx, outputs, move || {
                     let mut model = model.lock();
-                    let loss =
-                        train(model.as_mut(), &x, &y, seed, epochs, batch).map_err(model_error)?;
+                    let loss = train_epochs(model.as_mut(), &x, &y, seed, epochs, batch)
+                        .map_err(model_error)?;
                     Ok(vec![
                         boxed(Tensor::scalar_f32(loss)),
                         boxed(Tensor::scalar_i64(samples)),
