@@ -5,8 +5,9 @@
 //!   `benches/actors_tell.rs`: criterion benches, each with its raw
 //!   baseline (and, for the actor benches, the peers) in the same group.
 //! * `src/bin/nodeflow-bench.rs`: the load-test CLI (`engine`, `idle`,
-//!   `pingpong`, `ring`, `tell`, `fanout`, `compute`, `spawn`), one JSON
-//!   line per run, nodeflow, raw and peers measured in the same run.
+//!   `pingpong`, `ring`, `tell`, `fanout`, `compute`, `spawn`, `learn`),
+//!   one JSON line per run, nodeflow, raw and peers measured in the same
+//!   run.
 //!
 //! Workloads: the engine chain below ([`chain_graph`], [`chain_node`],
 //! [`invoke_to_output`], [`tiny_node`]); token rings on actors and raw
@@ -15,7 +16,8 @@
 //! one token); a one-way stream ([`nodeflow_tell`], [`raw_tell`]);
 //! one-to-many delivery ([`nodeflow_fanout`], [`raw_fanout`]);
 //! compute round trips ([`nodeflow_compute`], [`raw_compute`],
-//! [`relay_compute`]). The same ping-pong, ring and stream on actix,
+//! [`relay_compute`]); FedAvg through Nodes against the plain loop, and a
+//! federation of many Nodes ([`learn`]). The same ping-pong, ring and stream on actix,
 //! kameo and ractor are in [`peers`] ([`Peer`] names them).
 //!
 //! Invariant: every workload verifies what it delivered (values, counts,
@@ -26,6 +28,7 @@
 
 mod compute;
 mod fanout;
+pub mod learn;
 pub mod peers;
 mod ring;
 mod tell;

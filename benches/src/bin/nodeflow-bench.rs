@@ -15,6 +15,8 @@
 //! nodeflow-bench spawn [--nodes N]              # actors started/s, RSS and heap per actor
 //! nodeflow-bench tensor [--ms M]                # MatMul, Gemm, Add through a Node vs raw ndarray
 //! nodeflow-bench offload [--ms M]               # where handing an op to the pool pays
+//! nodeflow-bench learn [--reps N] [--rounds R] [--big-nodes K] [--big-rounds R]
+//!                                               # FedAvg s/round through Nodes vs the plain loop
 //! ```
 //!
 //! The load-test scenarios (`pingpong` to `spawn`) measure nodeflow and its
@@ -47,10 +49,10 @@ use nodeflow::actors::{ActorHandle, Clock, NodeActor, Router, SystemClock};
 use nodeflow::engine::sync::Arc;
 use nodeflow::engine::{SiteId, SlotValue, U64Value};
 use nodeflow_benches::{
-    chain_graph, chain_node, invoke_to_output, nodeflow_compute, nodeflow_fanout, nodeflow_ring,
-    nodeflow_tell, offload_crossover, parking_ring, raw_compute, raw_fanout, raw_ring, raw_tell,
-    relay_compute, tensor_row, tiny_node, BenchError, ComputeRun, FanoutRun, Peer, PingPongRun,
-    RingRun, Stop, TellRun, TensorCase, TensorRow, PATIENCE,
+    chain_graph, chain_node, invoke_to_output, learn, nodeflow_compute, nodeflow_fanout,
+    nodeflow_ring, nodeflow_tell, offload_crossover, parking_ring, raw_compute, raw_fanout,
+    raw_ring, raw_tell, relay_compute, tensor_row, tiny_node, BenchError, ComputeRun, FanoutRun,
+    Peer, PingPongRun, RingRun, Stop, TellRun, TensorCase, TensorRow, PATIENCE,
 };
 use nodeflow_engine::{Node, PeerId};
 use serde_json::{json, Value};
@@ -95,7 +97,8 @@ const USAGE: &str = "usage: nodeflow-bench engine [--chain K] [--seconds S] | id
     | pingpong [--seconds S] [PEERS] | ring [--nodes N] [--tokens K] [--seconds S] [PEERS] \
     | tell [--messages M] [--strict] [PEERS] \
     | fanout [--nodes N] [--seconds S] | compute [--seconds S] [--inflight K] | spawn [--nodes N] \
-    | tensor [--ms M] | offload [--ms M]; \
+    | tensor [--ms M] | offload [--ms M] \
+    | learn [--reps N] [--rounds R] [--big-nodes K] [--big-rounds R] [--seed S]; \
     PEERS: --peers actix,kameo,ractor (default) | --no-peers";
 
 fn main() -> ExitCode {
@@ -137,6 +140,16 @@ fn main() -> ExitCode {
             .and_then(|ms| tensor(Duration::from_millis(ms)).map_err(|e| e.to_string())),
         Some("offload") => flag("--ms", 200)
             .and_then(|ms| offload(Duration::from_millis(ms)).map_err(|e| e.to_string())),
+        Some("learn") => flag("--reps", 3).and_then(|reps| {
+            let settings = LearnSettings {
+                reps: reps as usize,
+                rounds: flag("--rounds", 20)? as usize,
+                big_nodes: flag("--big-nodes", 1_000)? as usize,
+                big_rounds: flag("--big-rounds", 3)? as usize,
+                seed: flag("--seed", 0)?,
+            };
+            learn_bench(&settings).map_err(|e| e.to_string())
+        }),
         _ => Err(USAGE.into()),
     };
     match result {
@@ -716,6 +729,101 @@ fn offload(budget: Duration) -> Result<String, BenchError> {
         "inline_ns_per_element_op": per_op_ns,
         "crossover_work": crossover.round(),
         "default_inline_work_limit": nodeflow::BackendConfig::DEFAULT_INLINE_WORK_LIMIT,
+    })
+    .to_string())
+}
+
+/// What `learn` runs.
+struct LearnSettings {
+    reps: usize,
+    rounds: usize,
+    big_nodes: usize,
+    big_rounds: usize,
+    seed: u64,
+}
+
+/// The reference job (100 clients, the reference `iid-100` partition,
+/// `FedAvgConfig::default()` with `rounds` rounds) through Nodes and as
+/// the plain loop, `reps` times, medians and their ratio; then
+/// `big_nodes` IID clients for `big_rounds` rounds, to the end, with the
+/// memory per Node. Fails when the two sides end more than 0.005 apart
+/// in accuracy or a Node run loses a message.
+fn learn_bench(s: &LearnSettings) -> Result<String, BenchError> {
+    let config = learn::reference_config(s.rounds);
+    let data = learn::digits(100, s.seed)?;
+    let pairs = learn::compare(&config, &data, s.reps)?;
+    let nodes_spr = learn::median(
+        &pairs
+            .iter()
+            .map(|p| p.nodes.seconds_per_round)
+            .collect::<Vec<_>>(),
+    );
+    let plain_spr = learn::median(
+        &pairs
+            .iter()
+            .map(|p| p.plain.seconds_per_round)
+            .collect::<Vec<_>>(),
+    );
+    let nodes_wall = learn::median(
+        &pairs
+            .iter()
+            .map(|p| p.nodes.wall_seconds)
+            .collect::<Vec<_>>(),
+    );
+    let plain_wall = learn::median(
+        &pairs
+            .iter()
+            .map(|p| p.plain.wall_seconds)
+            .collect::<Vec<_>>(),
+    );
+    let per_round_ratio = nodes_spr / plain_spr;
+    let reference = json!({
+        "clients": data.clients.len(),
+        "partition": data.partition,
+        "rounds": s.rounds,
+        "reps": s.reps,
+        "nodes_seconds_per_round": nodes_spr,
+        "plain_seconds_per_round": plain_spr,
+        "ratio": ratio(nodes_spr, plain_spr),
+        "ratio_is": "median s/round through Nodes ÷ median s/round of the plain loop, rounds only (spawn and shutdown excluded)",
+        "target": "<= 1.5",
+        "target_met": per_round_ratio <= 1.5,
+        "nodes_wall_seconds": nodes_wall,
+        "plain_wall_seconds": plain_wall,
+        "wall_ratio": ratio(nodes_wall, plain_wall),
+        "nodes_final_accuracy": pairs.iter().map(|p| p.nodes.final_accuracy).collect::<Vec<_>>(),
+        "plain_final_accuracy": pairs.iter().map(|p| p.plain.final_accuracy).collect::<Vec<_>>(),
+        "messages": pairs.last().map(|p| p.nodes.report.messages.accepted),
+    });
+
+    let big_config = learn::reference_config(s.big_rounds);
+    let big_data = learn::digits(s.big_nodes, s.seed)?;
+    let big = learn::big_run(&big_config, &big_data)?;
+    let big_plain = learn::plain_run(&big_config, &big_data)?;
+    let big_json = json!({
+        "clients": big_data.clients.len(),
+        "nodes": big.nodes(),
+        "rounds": s.big_rounds,
+        "partition": big_data.partition,
+        "seconds_per_round": big.run.seconds_per_round,
+        "plain_seconds_per_round": big_plain.seconds_per_round,
+        "ratio": ratio(big.run.seconds_per_round, big_plain.seconds_per_round),
+        "spawn_seconds": big.spawn_seconds,
+        "wall_seconds": big.run.wall_seconds,
+        "final_accuracy": big.run.final_accuracy,
+        "plain_final_accuracy": big_plain.final_accuracy,
+        "messages_accepted": big.run.report.messages.accepted,
+        "rss_before_bytes": big.rss_before,
+        "rss_spawned_bytes": big.rss_spawned,
+        "rss_peak_bytes": big.rss_peak,
+        "peak_reset_before_spawn": big.peak_reset,
+        "peak_rss_bytes_per_node": big.peak_bytes_per_node(),
+        "spawned_rss_bytes_per_node": big.spawned_bytes_per_node(),
+    });
+    Ok(json!({
+        "scenario": "learn",
+        "reference": reference,
+        "big": big_json,
     })
     .to_string())
 }
