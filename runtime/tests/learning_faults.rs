@@ -5,6 +5,15 @@
 //! Tests here run one at a time (a file-wide lock): each starts a runtime
 //! of 11 or 101 Node threads with round deadlines, and two of them measure
 //! wall time.
+//!
+//! Every test is release-only (`#[ignore]`; CI's release step runs them
+//! with `--ignored`). The reason is a timing property of the engine, not
+//! the run time: a `Send` request's deadline is the RTT estimate of its
+//! edge once one exists (floored at 500 ms), not the graph's `timeout_ns`,
+//! so after a few fast rounds a client whose answer takes over 500 ms (a
+//! debug build on 2 busy cores does that) has its request expired early
+//! and becomes a straggler although it answered. In release a client
+//! answers in about a millisecond.
 #![allow(clippy::unwrap_used)]
 
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -79,6 +88,7 @@ fn clean_iid10_accuracy() -> f64 {
 /// `catch_unwind` that path is unreachable from an op. Should that change,
 /// the `restarts == 0` assertions below fail and this doc must be revised.)
 #[test]
+#[ignore = "release: run in CI's release step"]
 fn a_client_that_panics_mid_round_costs_one_straggler_and_the_run_recovers() {
     let _serial = serial();
     let clean = clean_iid10_accuracy();
@@ -172,6 +182,7 @@ fn a_client_that_panics_mid_round_costs_one_straggler_and_the_run_recovers() {
 /// round 6 on `Open` skips it: 9 sampled, 9 contributors, no straggler,
 /// and the round is fast again. The model keeps learning from the 9.
 #[test]
+#[ignore = "release: run in CI's release step"]
 fn a_stopped_client_costs_stragglers_until_its_peer_is_down_and_never_a_hang() {
     let _serial = serial();
     let clean = clean_iid10_accuracy();
