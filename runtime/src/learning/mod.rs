@@ -5,6 +5,7 @@
 //! | `spec.rs` | model, optimiser, aggregator and codec choices, parsed from short strings |
 //! | `federation.rs` | [`FederationComponent`]: a server's rounds (sampling, dispatch, deadline, stragglers) |
 //! | `fedavg.rs` | FedAvg: server and client graphs, [`FedAvgJob`] |
+//! | `gossip.rs` | gossip learning: [`GossipComponent`], graphs, [`GossipJob`] |
 //! | `byzantine.rs` | [`ByzantineComponent`]: garbage in place of an update |
 //! | `chaos.rs` | [`ChaosComponent`]: a panic on demand (fault injection) |
 //! | `driver.rs` | waiting for a graph's answer; [`LearnError`] |
@@ -18,6 +19,7 @@ mod chaos;
 mod driver;
 mod fedavg;
 mod federation;
+mod gossip;
 mod plain;
 mod prepare;
 mod reference;
@@ -34,6 +36,10 @@ pub use fedavg::{
 };
 pub use federation::{
     FederationComponent, FederationConfig, FederationError, FederationStats, FEDERATION_KIND,
+};
+pub use gossip::{
+    gossip_graphs, gossip_peer, GossipComponent, GossipConfig, GossipJob, GOSSIP_CYCLE,
+    GOSSIP_EVALUATE, GOSSIP_KIND, GOSSIP_MERGE,
 };
 pub use plain::{centralized, plain_fedavg};
 pub use prepare::{federated_data, partition_clients, DataSpec, PartitionSpec};
