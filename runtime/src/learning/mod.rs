@@ -5,6 +5,8 @@
 //! | `spec.rs` | model, optimiser, aggregator and codec choices, parsed from short strings |
 //! | `federation.rs` | [`FederationComponent`]: a server's rounds (sampling, dispatch, deadline, stragglers) |
 //! | `fedavg.rs` | FedAvg: server and client graphs, [`FedAvgJob`] |
+//! | `dpsgd.rs` | D-PSGD: [`MixComponent`], graphs, [`DpsgdJob`] |
+//! | `topology.rs` | [`Topology`] and Metropolis–Hastings weights |
 //! | `gossip.rs` | gossip learning: [`GossipComponent`], graphs, [`GossipJob`] |
 //! | `byzantine.rs` | [`ByzantineComponent`]: garbage in place of an update |
 //! | `chaos.rs` | [`ChaosComponent`]: a panic on demand (fault injection) |
@@ -16,6 +18,7 @@
 
 mod byzantine;
 mod chaos;
+mod dpsgd;
 mod driver;
 mod fedavg;
 mod federation;
@@ -25,9 +28,14 @@ mod prepare;
 mod reference;
 mod report;
 mod spec;
+mod topology;
 
 pub use byzantine::{ByzantineComponent, BYZANTINE_KIND};
 pub use chaos::{ChaosComponent, CHAOS_KIND};
+pub use dpsgd::{
+    dpsgd_graphs, dpsgd_peer, DpsgdConfig, DpsgdJob, MixComponent, DPSGD_RECEIVE, DPSGD_ROUND,
+    MIX_KIND, SHARE_KIND,
+};
 pub use driver::{await_ticket, Answer, LearnError};
 pub use fedavg::{
     client_graph, client_peer, server_graphs, FedAvgConfig, FedAvgJob, FedAvgRun, FederatedData,
@@ -46,3 +54,4 @@ pub use prepare::{federated_data, partition_clients, DataSpec, PartitionSpec};
 pub use reference::{ReferenceJob, ReferenceRound};
 pub use report::{MessageTotals, RoundReport, RunReport};
 pub use spec::{AggregatorSpec, CodecSpec, ModelSpec, OptimizerSpec, SpecError};
+pub use topology::{metropolis_hastings, Topology, TopologyError};
