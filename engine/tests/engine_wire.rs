@@ -660,3 +660,61 @@ fn a_control_request_for_an_unknown_op_is_refused_and_answered() {
         .any(|s| matches!(s, Step::OpFailed { error, .. }
             if error.kind == OpErrorKind::InvalidInput && error.reason == "request.no_such_op")));
 }
+
+/// The client graph with `fixed_deadline` set.
+fn fixed_client(to: PeerId, timeout_ns: i64) -> nodeflow_engine::Graph {
+    let mut b = GraphBuilder::new("fixed-client");
+    let x = b.input("x");
+    let answer = b
+        .syscall("Send", [x])
+        .attr("peer", to.as_u64() as i64)
+        .attr("site", 0)
+        .attr("input", "x")
+        .attr("request", 1)
+        .attr("timeout_ns", timeout_ns)
+        .attr("fixed_deadline", 1)
+        .output();
+    b.output(answer, "answer");
+    b.build().unwrap()
+}
+
+#[test]
+fn a_fixed_deadline_outlasts_a_learned_rtt_budget() {
+    let a = Node::builder(A)
+        .component("math", Box::new(Math::default()))
+        .graph(client(B, 2_000_000_000))
+        .graph(fixed_client(B, 2_000_000_000))
+        .build()
+        .unwrap();
+    let mut net = Net::new(vec![a, node(B, doubler(), NodeConfig::default())], 1_000);
+    // A fast round trip teaches A a budget of the 500 ms floor for B.
+    net.nodes[0]
+        .invoke(SiteId::new(0), vec![("x".into(), u64v(1))])
+        .unwrap();
+    net.run_until(100_000);
+    assert_eq!(net.outputs(0).len(), 1);
+    // Now the link is slow: 400 ms each way.
+    net.latency = 400_000_000;
+    let learned = net.nodes[0]
+        .invoke(SiteId::new(0), vec![("x".into(), u64v(2))])
+        .unwrap();
+    let fixed = net.nodes[0]
+        .invoke(SiteId::new(1), vec![("x".into(), u64v(3))])
+        .unwrap();
+    net.run_until(net.now + 3_000_000_000);
+    let answers: Vec<_> = net.outputs(0).into_iter().skip(1).collect();
+    assert_eq!(
+        answers,
+        vec![(fixed, "answer".into(), Some(6))],
+        "only the request with a fixed 2 s deadline is answered"
+    );
+    let timeouts = net
+        .steps(0)
+        .iter()
+        .filter(|s| matches!(s, Step::Timeout { .. }))
+        .count();
+    assert_eq!(
+        timeouts, 1,
+        "the RTT-budgeted request ({learned:?}) timed out at 500 ms"
+    );
+}

@@ -2,7 +2,7 @@
 //!
 //! | op type | inputs | outputs | attributes | behaviour | errors |
 //! |---|---|---|---|---|---|
-//! | `Send` | value, and a [`crate::PeerIdValue`] unless `peer` is set | request: the response; one-way: 0 or 1 ([`Trigger`] once queued) | `peer` (int, optional); **either** `site` (int) + `input` (string) — data plane, **or** `component` (int) + `op` (string) — control plane; `request` (int 0/1, default 0); `timeout_ns` (int, default 5 s) | checks the peer governor and back-off table, then queues an envelope for the outbound phase. A request mints a correlation token (from 1) in the request tracker with a deadline taken from the RTT estimate (falling back to `timeout_ns`), never later than the deadline this execution inherited, and parks until the response, failure or deadline | Refused `gate.peer_*`, `wire.backoff`; ResourceExhausted `wire.requests_full`, `command_id.exhausted`; Timeout `deadline.expired` when the inherited deadline has already passed; after the host reports the envelope refused (`Node::report_send_refused`): Refused `wire.peer_full`, `wire.unknown_peer`, `wire.peer_closed` |
+//! | `Send` | value, and a [`crate::PeerIdValue`] unless `peer` is set | request: the response; one-way: 0 or 1 ([`Trigger`] once queued) | `peer` (int, optional); **either** `site` (int) + `input` (string) — data plane, **or** `component` (int) + `op` (string) — control plane; `request` (int 0/1, default 0); `timeout_ns` (int, default 5 s); `fixed_deadline` (int 0/1, default 0: a request's deadline is `timeout_ns` itself rather than the RTT estimate — for requests whose handler does long work, such as a training round) | checks the peer governor and back-off table, then queues an envelope for the outbound phase. A request mints a correlation token (from 1) in the request tracker with a deadline taken from the RTT estimate (falling back to `timeout_ns`), never later than the deadline this execution inherited, and parks until the response, failure or deadline | Refused `gate.peer_*`, `wire.backoff`; ResourceExhausted `wire.requests_full`, `command_id.exhausted`; Timeout `deadline.expired` when the inherited deadline has already passed; after the host reports the envelope refused (`Node::report_send_refused`): Refused `wire.peer_full`, `wire.unknown_peer`, `wire.peer_closed` |
 //! | `Reply` | value | 0 or 1 ([`Trigger`]) | — | answers the request that started this execution: a `Response` envelope to its sender with its token | Failed `reply.no_request` outside a request |
 //!
 //! Flow control: a one-way or request envelope leaves only with a credit of
@@ -47,8 +47,10 @@ pub enum WireSyscall {
         target: SendTarget,
         /// Whether the op waits for a response.
         request: bool,
-        /// Budget when no RTT estimate exists.
+        /// Budget when no RTT estimate exists (or always, with `fixed_deadline`).
         timeout_ns: u64,
+        /// The request's deadline is `timeout_ns`, not the RTT estimate.
+        fixed_deadline: bool,
     },
     /// Answers the request that started this execution.
     Reply,
@@ -101,7 +103,14 @@ impl WireSyscall {
                 target,
                 request,
                 timeout_ns,
-            } => send(ctx, inputs, outputs, *peer, target, *request, *timeout_ns),
+                fixed_deadline,
+            } => {
+                let deadline = Deadline {
+                    timeout_ns: *timeout_ns,
+                    fixed: *fixed_deadline,
+                };
+                send(ctx, inputs, outputs, *peer, target, *request, deadline)
+            }
             Self::Reply => reply(ctx, inputs, outputs),
         }
     }
@@ -142,12 +151,27 @@ fn parse_send(spec: &OpSpec<'_>) -> Result<WireSyscall, SyscallParseError> {
     let timeout_ns = spec
         .optional_non_negative("timeout_ns")?
         .unwrap_or(DEFAULT_WIRE_TIMEOUT_NS);
+    let fixed_deadline = match spec.optional_non_negative("fixed_deadline")? {
+        None | Some(0) => false,
+        Some(1) => true,
+        Some(other) => {
+            return Err(spec.attribute_error("fixed_deadline", format!("is {other}; use 0 or 1")))
+        }
+    };
     Ok(WireSyscall::Send {
         peer,
         target,
         request,
         timeout_ns,
+        fixed_deadline,
     })
+}
+
+/// How a request's deadline is chosen.
+#[derive(Clone, Copy, Debug)]
+struct Deadline {
+    timeout_ns: u64,
+    fixed: bool,
 }
 
 fn to_u32(spec: &OpSpec<'_>, attribute: &str, value: u64) -> Result<u32, SyscallParseError> {
@@ -174,8 +198,9 @@ fn send(
     peer: PeerSource,
     target: &SendTarget,
     request: bool,
-    timeout_ns: u64,
+    deadline: Deadline,
 ) -> Result<DispatchResult, OpError> {
+    let timeout_ns = deadline.timeout_ns;
     let now = ctx.time.now_ns;
     let peer = resolve(peer, inputs)?;
     admit(ctx, peer)?;
@@ -252,7 +277,11 @@ fn send(
 
     let destination = NodeSiteId::new(peer, site);
     let chain = ctx.read_chain_context();
-    let mut budget = ctx.estimate_wire_budget_ns(destination, chain, timeout_ns);
+    let mut budget = if deadline.fixed {
+        timeout_ns
+    } else {
+        ctx.estimate_wire_budget_ns(destination, chain, timeout_ns)
+    };
     if let Some(inherited) = inherited {
         budget = budget.min(inherited);
     }
@@ -371,6 +400,7 @@ mod tests {
                 target: SendTarget::Site { .. },
                 request: true,
                 timeout_ns: DEFAULT_WIRE_TIMEOUT_NS,
+                fixed_deadline: false,
                 ..
             })
         ));
@@ -409,6 +439,12 @@ mod tests {
                 ("site", Int(1)),
                 ("input", Str("x".into())),
                 ("timeout_ns", Int(-1)),
+            ],
+            vec![
+                ("peer", Int(2)),
+                ("site", Int(1)),
+                ("input", Str("x".into())),
+                ("fixed_deadline", Int(2)),
             ],
         ] {
             let err = Syscall::parse(&op("Send", 1, 0, &attrs)).unwrap_err();

@@ -7,9 +7,10 @@
 //! * **FedAvg** ([`FedAvgJob`] with [`FedAvgConfig::default`], the
 //!   reference job: softmax regression, 20 rounds, every client every
 //!   round) over the 100 clients and a server Node;
-//! * **D-PSGD** and **gossip learning** over the same 100 Nodes, when the
-//!   library has them (otherwise each says it is not available in this
-//!   build and is skipped);
+//! * **gossip learning** ([`GossipJob`]: every Node trains on its own
+//!   timer, pushes its model to 8 sampled peers and blends what it
+//!   receives by age) over the same 100 Nodes (`--algo dpsgd` or `all`
+//!   adds **D-PSGD**, [`DpsgdJob`], on a random 8-regular graph);
 //! * a **centralized** baseline: one model trained on the union of the
 //!   clients' rows ([`centralized`]), no Nodes.
 //!
@@ -38,8 +39,8 @@ use std::time::Instant;
 
 use indicatif::{ProgressBar, ProgressStyle};
 use nodeflow::learning::{
-    centralized, federated_data, FedAvgConfig, FedAvgJob, FederatedData, LearnError, RoundReport,
-    RunReport,
+    centralized, federated_data, DpsgdConfig, DpsgdJob, FedAvgConfig, FedAvgJob, FederatedData,
+    GossipConfig, GossipJob, LearnError, RoundReport, RunReport,
 };
 
 use cli::{Algo, Command, Options};
@@ -196,8 +197,26 @@ fn run_algo(
             let job = FedAvgJob::new(fedavg_config(options), data.clone())?;
             job.run(progress).map(Some)
         }
-        Algo::Dpsgd => Ok(None),
-        Algo::Gossip => Ok(None),
+        Algo::Dpsgd => {
+            let config = DpsgdConfig {
+                rounds: options.rounds,
+                seed: options.seed,
+                model: options.model.clone(),
+                ..DpsgdConfig::default()
+            };
+            DpsgdJob::new(config, data.clone())?.run(progress).map(Some)
+        }
+        Algo::Gossip => {
+            let config = GossipConfig {
+                cycles: options.rounds,
+                seed: options.seed,
+                model: options.model.clone(),
+                ..GossipConfig::default()
+            };
+            GossipJob::new(config, data.clone())?
+                .run(progress)
+                .map(Some)
+        }
         Algo::Centralized => centralized(&fedavg_config(options), data, progress).map(Some),
     }
 }

@@ -185,6 +185,7 @@ pub fn server_graphs(config: &FedAvgConfig) -> Result<Vec<Graph>, GraphBuildErro
         .attr("input", "task")
         .attr("request", 1)
         .attr("timeout_ns", timeout_ns)
+        .attr("fixed_deadline", 1)
         .output();
     let [update, samples, loss, wire] = b
         .syscall("Unbundle", [answer])
