@@ -16,8 +16,9 @@
 //! answers in about a millisecond.
 #![allow(clippy::unwrap_used)]
 
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, OnceLock};
+use nodeflow::engine::sync::atomic::{AtomicBool, Ordering};
+use nodeflow::engine::sync::Arc;
+use std::sync::OnceLock; // sync-facade: allow (a test-wide lazy value, not a synchronisation primitive the engine uses)
 use std::time::{Duration, Instant};
 
 use nodeflow_engine::sync::{Mutex, MutexGuard};

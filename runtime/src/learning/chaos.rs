@@ -10,9 +10,9 @@
 //! switch), and the rebuilt Node does not panic again. Tests use it to
 //! show that a round survives a client that crashes mid-training.
 
+use nodeflow_engine::sync::atomic::{AtomicBool, Ordering};
+use nodeflow_engine::sync::Arc;
 use std::fmt;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
 
 use nodeflow_engine::{
     Component, DispatchResult, LocalOpId, OpError, OpErrorKind, OpInputs, OpOutputs,

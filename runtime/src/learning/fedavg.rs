@@ -20,8 +20,8 @@
 //! `global + Δᵢ` is `global +` the weighted mean of `Δᵢ`, and every robust
 //! rule here commutes with that shift.
 
-use std::sync::atomic::AtomicBool;
-use std::sync::Arc;
+use nodeflow_engine::sync::atomic::AtomicBool;
+use nodeflow_engine::sync::Arc;
 use std::time::{Duration, Instant};
 
 use nodeflow_engine::{

@@ -170,7 +170,7 @@ pub fn centralized(
     Ok(report)
 }
 
-fn union(parts: &[std::sync::Arc<Dataset>]) -> Result<Dataset, LearnError> {
+fn union(parts: &[nodeflow_engine::sync::Arc<Dataset>]) -> Result<Dataset, LearnError> {
     let mut features = Vec::new();
     let mut labels = Vec::new();
     let mut dim = 0;

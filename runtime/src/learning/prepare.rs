@@ -1,9 +1,9 @@
 //! Where a job's data comes from and how it is split: the embedded digits (with the reference job's split and partitions where they apply) or MNIST-format IDX files, cut IID or by Dirichlet(α) over the clients.
 
+use nodeflow_engine::sync::Arc;
 use std::fmt;
 use std::path::PathBuf;
 use std::str::FromStr;
-use std::sync::Arc;
 
 use super::driver::LearnError;
 use super::fedavg::FederatedData;

@@ -1,6 +1,6 @@
 //! The reference FedAvg job (`runtime/data/fedavg_reference.json`, embedded): its settings, the digits train/test split, its client partitions and a float64 implementation's loss and accuracy after every round — what nodeflow's FedAvg is checked against, number by number.
 
-use std::sync::Arc;
+use nodeflow_engine::sync::Arc;
 
 use serde::Deserialize;
 
