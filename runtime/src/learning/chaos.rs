@@ -5,13 +5,13 @@
 //! | `Maybe` | any value | the same value |
 //!
 //! The switch is an `Arc<AtomicBool>` shared with whoever armed it, so it
-//! lives outside the Node: the panic takes the Node down, its supervisor
-//! rebuilds it from its last snapshot (a fresh component on the same
-//! switch), and the rebuilt Node does not panic again. Tests use it to
-//! show that a round survives a client that crashes mid-training.
+//! lives outside the Node and fires once. The engine runs every op under
+//! `catch_unwind`, so the panic fails this op (counted in
+//! `NodeStats::ops_panicked`) and its execution; it does not take the
+//! Node's actor down, and the supervisor does not restart it. Tests use it
+//! to show that a round survives a client whose training crashes (the
+//! client becomes that round's straggler and answers the next rounds).
 
-use nodeflow_engine::sync::atomic::{AtomicBool, Ordering};
-use nodeflow_engine::sync::Arc;
 use std::fmt;
 
 use nodeflow_engine::{
