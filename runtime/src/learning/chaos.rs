@@ -14,6 +14,8 @@
 
 use std::fmt;
 
+use nodeflow_engine::sync::atomic::{AtomicBool, Ordering};
+use nodeflow_engine::sync::Arc;
 use nodeflow_engine::{
     Component, DispatchResult, LocalOpId, OpError, OpErrorKind, OpInputs, OpOutputs,
     RuntimeResourceRef,
