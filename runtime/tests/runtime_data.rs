@@ -9,12 +9,9 @@ use nodeflow::{
 };
 use serde_json::Value;
 
-/// The reference FedAvg job (a copy of `shared/reference/fedavg-digits/job.json`).
+/// The reference FedAvg job (`runtime/data/fedavg_reference.json`, a copy of the shared reference `job.json`).
 fn job() -> Value {
-    let path = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/tests/fixtures/fedavg-digits/job.json"
-    );
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/data/fedavg_reference.json");
     serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
 }
 

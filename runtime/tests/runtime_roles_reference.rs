@@ -1,4 +1,4 @@
-//! The roles against the reference FedAvg job (`tests/fixtures/fedavg-digits/job.json`, a plain float64 implementation): softmax regression trained by `Model::train_batch` in the reference's batch order and combined by `FedAvg` through an `AggregationRound` reproduce every round's test accuracy within 0.5 points and loss within 1 %, for `iid-10`, `iid-100` and `dirichlet-10`.
+//! The roles against the reference FedAvg job (`runtime/data/fedavg_reference.json`, a plain float64 implementation): softmax regression trained by `Model::train_batch` in the reference's batch order and combined by `FedAvg` through an `AggregationRound` reproduce every round's test accuracy within 0.5 points and loss within 1 %, for `iid-10`, `iid-100` and `dirichlet-10`.
 //!
 //! This checks the roles in a plain loop; running the same job on Nodes is
 //! the learning algorithms' work.
