@@ -32,7 +32,7 @@ use nodeflow_engine::{
     OpOutputs, PeerId, PeerIdValue, RuntimeResourceRef, SiteId, SlotValue,
 };
 
-use super::driver::{await_ticket, go, LearnError};
+use super::driver::{await_ticket, go, initial_row, spawn_subscribed, LearnError};
 use super::fedavg::FederatedData;
 use super::report::{MessageTotals, RoundReport, RunReport};
 use super::spec::{ModelSpec, OptimizerSpec};
@@ -557,39 +557,19 @@ impl DpsgdJob {
             .build()
             .map_err(|e| LearnError::Runtime(e.to_string()))?;
         let weights = metropolis_hastings(&self.neighbours);
-        let mut nodes = Vec::with_capacity(n);
-        for (i, w) in weights.iter().enumerate() {
-            let node = runtime
-                .spawn_node(self.spec(i, w))
-                .map_err(|e| LearnError::Runtime(e.to_string()))?;
-            let outputs = node
-                .subscribe()
-                .map_err(|e| LearnError::Runtime(e.to_string()))?;
-            nodes.push((node, outputs));
-        }
-        let (tx, ty) = self.data.test.to_tensors();
-        let initial = self
-            .config
-            .model
-            .build(
-                self.data.features(),
-                self.data.classes(),
-                &self.config.optimizer,
-                self.config.seed,
-            )
-            .and_then(|m| m.evaluate(&tx, &ty))
-            .map_err(|e| LearnError::Config(format!("model: {e}")))?;
-        let mut rows = vec![RoundReport {
-            round: 0,
-            accuracy: f64::from(initial.accuracy),
-            loss: f64::from(initial.loss),
-            seconds: started.elapsed().as_secs_f64(),
-            bytes_sent: 0,
-            contributors: n as u64,
-            stragglers: 0,
-        }];
+        let nodes = spawn_subscribed(
+            &runtime,
+            weights.iter().enumerate().map(|(i, w)| self.spec(i, w)),
+        )?;
+        let (first, params) = initial_row(
+            &self.config.model,
+            &self.config.optimizer,
+            self.config.seed,
+            &self.data,
+            started,
+        )?;
+        let mut rows = vec![first];
         progress(&rows[0]);
-        let params = self.data.features() * self.data.classes() + self.data.classes();
         let edges: usize = self.neighbours.iter().map(Vec::len).sum();
         let round_bytes = ((4 * params + 24) * edges) as u64;
         let patience = self.config.round_timeout * 2 + Duration::from_secs(60);

@@ -94,3 +94,49 @@ pub fn await_ticket(
 pub(crate) fn go() -> Vec<(String, Box<dyn SlotValue>)> {
     vec![("go".to_owned(), Box::new(Tensor::scalar_i64(0)))]
 }
+
+/// Spawns every spec on `runtime` and subscribes to each Node's outputs.
+pub(crate) fn spawn_subscribed(
+    runtime: &crate::runtime::Runtime,
+    specs: impl Iterator<Item = crate::runtime::NodeSpec>,
+) -> Result<Vec<(crate::runtime::NodeHandle, Receiver<ActorOutput>)>, LearnError> {
+    specs
+        .map(|spec| {
+            let node = runtime
+                .spawn_node(spec)
+                .map_err(|e| LearnError::Runtime(e.to_string()))?;
+            let outputs = node
+                .subscribe()
+                .map_err(|e| LearnError::Runtime(e.to_string()))?;
+            Ok((node, outputs))
+        })
+        .collect()
+}
+
+/// Row 0 of a serverless run (every Node starts from the same model: its
+/// test evaluation) and that model's parameter count.
+pub(crate) fn initial_row(
+    model: &super::spec::ModelSpec,
+    optimizer: &super::spec::OptimizerSpec,
+    seed: u64,
+    data: &super::fedavg::FederatedData,
+    started: std::time::Instant,
+) -> Result<(super::report::RoundReport, usize), LearnError> {
+    let (tx, ty) = data.test.to_tensors();
+    let built = model
+        .build(data.features(), data.classes(), optimizer, seed)
+        .map_err(|e| LearnError::Config(format!("model: {e}")))?;
+    let initial = built
+        .evaluate(&tx, &ty)
+        .map_err(|e| LearnError::Config(format!("model: {e}")))?;
+    let row = super::report::RoundReport {
+        round: 0,
+        accuracy: f64::from(initial.accuracy),
+        loss: f64::from(initial.loss),
+        seconds: started.elapsed().as_secs_f64(),
+        bytes_sent: 0,
+        contributors: data.clients.len() as u64,
+        stragglers: 0,
+    };
+    Ok((row, built.flat().len()))
+}

@@ -28,7 +28,7 @@ use nodeflow_engine::{
     OpErrorKind, OpInputs, OpNode, OpOutputs, PeerId, PeerIdValue, RuntimeResourceRef, SiteId,
 };
 
-use super::driver::{await_ticket, go, LearnError};
+use super::driver::{await_ticket, go, initial_row, spawn_subscribed, LearnError};
 use super::fedavg::FederatedData;
 use super::report::{MessageTotals, RoundReport, RunReport};
 use super::spec::{ModelSpec, OptimizerSpec};
@@ -529,40 +529,17 @@ impl GossipJob {
             .peer_cap(n + 16)
             .build()
             .map_err(|e| LearnError::Runtime(e.to_string()))?;
-        let mut nodes = Vec::with_capacity(n);
-        for i in 0..n {
-            let node = runtime
-                .spawn_node(self.spec(i))
-                .map_err(|e| LearnError::Runtime(e.to_string()))?;
-            let outputs = node
-                .subscribe()
-                .map_err(|e| LearnError::Runtime(e.to_string()))?;
-            nodes.push((node, outputs));
-        }
+        let nodes = spawn_subscribed(&runtime, (0..n).map(|i| self.spec(i)))?;
         // Every Node starts from the same model: row 0 is its evaluation.
-        let (tx, ty) = self.data.test.to_tensors();
-        let initial = self
-            .config
-            .model
-            .build(
-                self.data.features(),
-                self.data.classes(),
-                &self.config.optimizer,
-                self.config.seed,
-            )
-            .and_then(|m| m.evaluate(&tx, &ty))
-            .map_err(|e| LearnError::Config(format!("model: {e}")))?;
-        let mut rows = vec![RoundReport {
-            round: 0,
-            accuracy: f64::from(initial.accuracy),
-            loss: f64::from(initial.loss),
-            seconds: started.elapsed().as_secs_f64(),
-            bytes_sent: 0,
-            contributors: n as u64,
-            stragglers: 0,
-        }];
+        let (first, params) = initial_row(
+            &self.config.model,
+            &self.config.optimizer,
+            self.config.seed,
+            &self.data,
+            started,
+        )?;
+        let mut rows = vec![first];
         progress(&rows[0]);
-        let params = self.data.features() * self.data.classes() + self.data.classes();
         let per_cycle_bytes = (4 * params + 16) as u64 * (self.config.fanout * n) as u64;
         // sums[c - 1] = (accuracy, loss, Nodes) of the blended models after c trainings.
         let mut sums = vec![(0.0f64, 0.0f64, 0usize); target];
